@@ -1,0 +1,133 @@
+"""The loss extension point, and the one place where the logit-level KD convention is written.
+
+Convention (Hinton et al., 2015, "Distilling the Knowledge in a Neural Network")::
+
+    L_logit = sum over tasks [ alpha * T^2 * KL(p_t^T || p_s^T) + (1 - alpha) * label(z_s, y) ]
+    p^T = softmax(z / T);  KL averaged over the batch ("batchmean")
+
+alpha weights the distillation term (torchdistill's `alpha` weights the label term instead).
+Every loss returns named, already-weighted terms whose sum is the objective::
+
+    L = L_logit + beta * (feature terms of the method)
+
+A loss is one file in this folder with one decorator (see `DistillLoss`). YAML::
+
+    loss: {name: vanilla, alpha: 0.7, temperature: 4.0, label_loss: ce}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.outputs import ModelOutput
+from pipeline.registry import Registry
+from pipeline.schema import LossConfig
+
+LOSSES: Registry[type[DistillLoss]] = Registry("loss")
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """Facts every loss may need, known when the loss is built (not the whole config)."""
+
+    tasks: tuple[str, ...]
+    num_classes: Mapping[str, int]
+    class_counts: Mapping[str, tuple[int, ...]]  # per task, train-split count of each class
+    student_dim: int  # width of student features (image, text, fused)
+    teacher_dim: int  # width of teacher features
+    n_train: int  # size of the train split (contrastive memory banks)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """For losses without options of their own: `loss.params` must be empty."""
+
+
+def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """T^2 * KL(p_teacher || p_student) at temperature T, batchmean. Zero for equal logits."""
+    t = temperature
+    log_p_s = F.log_softmax(student_logits.float() / t, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.float().detach() / t, dim=-1)
+    # kl_div(input=log q, target=log p, log_target=True) = sum p (log p - log q) = KL(p || q)
+    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (t * t)
+
+
+class LabelLoss(nn.Module):
+    """The supervised term per task: cross-entropy, focal (Lin et al., 2017) or class-weighted
+    CE (weights n / (K * count_c), the 'balanced' heuristic). Mean over the batch."""
+
+    def __init__(self, kind: str, gamma: float, class_counts: Mapping[str, tuple[int, ...]]) -> None:
+        super().__init__()
+        self.kind, self.gamma = kind, gamma
+        for task, counts in class_counts.items():
+            c = torch.tensor(counts, dtype=torch.float).clamp_min(1)
+            self.register_buffer(f"w_{task}", c.sum() / (len(c) * c))
+
+    def forward(self, task: str, logits: Tensor, target: Tensor) -> Tensor:
+        logits = logits.float()
+        if self.kind == "weighted_ce":
+            return F.cross_entropy(logits, target, weight=getattr(self, f"w_{task}"))
+        if self.kind == "focal":
+            log_p = F.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
+            return (-((1 - log_p.exp()) ** self.gamma) * log_p).mean()
+        return F.cross_entropy(logits, target)
+
+
+class DistillLoss(nn.Module):
+    """Base of every loss. Subclasses set `Params` (a dataclass for `loss.params`), may set
+    `uses_teacher = False`, and override `feature_terms` for representation-level terms
+    (already multiplied by beta). Trainable parts (projections) are submodules, so the
+    trainer optimises them with the student."""
+
+    Params: ClassVar[type] = NoParams
+    uses_teacher: ClassVar[bool] = True
+
+    def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
+        super().__init__()
+        from pipeline.config import parse  # the loss validates its own options
+
+        self.cfg, self.ctx = cfg, ctx
+        self.params = parse(self.Params, dict(cfg.params), where="loss.params")
+        self.label = LabelLoss(cfg.label_loss, cfg.focal_gamma, ctx.class_counts)
+
+    def forward(
+        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
+    ) -> dict[str, Tensor]:
+        terms = self.logit_terms(student, teacher, labels)
+        if teacher is not None:
+            terms.update(self.feature_terms(student, teacher, index))
+        return terms
+
+    def logit_terms(
+        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """alpha * T^2 * KL + (1 - alpha) * label, summed over tasks (label only without KD)."""
+        alpha = self.cfg.alpha if (teacher is not None and self.uses_teacher) else 0.0
+        ce = sum(self.label(t, student.logits[t], labels[t]) for t in self.ctx.tasks)
+        terms = {"ce": (1 - alpha) * ce}
+        if alpha > 0:
+            kd = sum(
+                kd_kl(student.logits[t], teacher.logits[t], self.cfg.temperature) for t in self.ctx.tasks
+            )
+            terms["kd"] = alpha * kd
+        return terms
+
+    def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
+        return {}
+
+
+def student_projection(in_dim: int, out_dim: int) -> nn.Module:
+    """The trainable map of student features into the teacher's space. Only the student side is
+    projected: with a projection on both sides the term can collapse to a constant."""
+    return nn.Linear(in_dim, out_dim)
+
+
+def normalized_pair(proj: nn.Module, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """(L2-normalised projected student, L2-normalised detached teacher), in fp32."""
+    return F.normalize(proj(s.float()), dim=-1), F.normalize(t.detach().float(), dim=-1)

@@ -1,0 +1,328 @@
+"""Load an experiment once: YAML + profile + dataset + `key.sub=value` overrides -> typed config.
+
+Composition order (later wins): schema defaults < profile file < experiment file < overrides.
+`dataset: <name>` and `profile: <name>` name files under sweeps/datasets and sweeps/profiles;
+strings may use ``${VAR:-default}`` so dataset roots come from the environment.
+Every error is one line: ``<file>:<line>: <key>: <what was expected>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pipeline.errors import ConfigError, closest
+from pipeline.schema import DatasetConfig, ExperimentConfig
+
+T = TypeVar("T")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def sweeps_dir() -> Path:
+    return Path(os.environ.get("KDSWEEP_SWEEPS_DIR", PROJECT_ROOT / "sweeps"))
+
+
+def available(kind: str) -> list[str]:
+    """Names of the YAML files under sweeps/<kind>/ (datasets, profiles, experiments)."""
+    return sorted(p.stem for p in (sweeps_dir() / kind).glob("*.yaml"))
+
+
+# --------------------------------------------------------------------------- YAML with lines
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _node_lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = f"{prefix}{key_node.value}"
+            out[path] = key_node.start_mark.line + 1
+            _node_lines(value_node, path + ".", out)
+
+
+def read_yaml(path: Path, prefix: str = "") -> tuple[dict, dict[str, str]]:
+    """A YAML mapping and, for each dotted key, 'file:line' (keys prefixed with `prefix`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+        lines: dict[str, int] = {}
+        node = yaml.compose(text)
+        if node is not None:
+            _node_lines(node, prefix, lines)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping of keys, got {type(data).__name__}")
+    shown = os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd()) else str(path)
+    return _expand_env(data), {k: f"{shown}:{n}" for k, n in lines.items()}
+
+
+def _named_file(kind: str, name: str, key: str, where: str) -> Path:
+    path = sweeps_dir() / kind / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"{where}: {key}: unknown {kind[:-1]} {name!r} (valid: {', '.join(available(kind))})"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise ConfigError(f"override {text!r}: expected key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-3 as a string
+    return key.strip(), value
+
+
+def _set_path(data: dict, key: str, value: Any, where: str) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _merge(base: dict, top: Mapping) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# --------------------------------------------------------------------------- composition
+def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """The experiment at `path` (a file or a name under sweeps/experiments) with overrides."""
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = _named_file("experiments", str(path), "experiment", "command line")
+    raw, origins = read_yaml(path)
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    return compose(raw, origins, parsed, str(path))
+
+
+def compose(
+    raw: dict, origins: dict[str, str], overrides: list[tuple[str, str, Any]], where: str
+) -> ExperimentConfig:
+    raw = dict(raw)
+    for text, key, value in overrides:  # names first: they choose the files
+        if key in ("dataset", "profile"):
+            raw[key], origins[key] = value, f"override {text!r}"
+    data: dict = {}
+    profile = raw.get("profile", "tiny")
+    if isinstance(profile, str):
+        pdata, porigins = read_yaml(
+            _named_file("profiles", profile, "profile", origins.get("profile", where))
+        )
+        data, origins = pdata, {**porigins, **origins}
+    data = _merge(data, {k: v for k, v in raw.items() if k != "dataset"})
+    dataset = raw.get("dataset")
+    if isinstance(dataset, str):
+        dpath = _named_file("datasets", dataset, "dataset", origins.get("dataset", where))
+        ddata, dorigins = read_yaml(dpath, prefix="dataset.")
+        data["dataset"] = {"name": dataset, **ddata}
+        origins = {**dorigins, **origins}
+        origins.pop("dataset", None)
+        origins.setdefault("dataset.name", str(dpath))
+    elif dataset is not None:
+        data["dataset"] = dataset
+    for text, key, value in overrides:
+        if key not in ("dataset", "profile"):
+            _set_path(data, key, value, f"override {text!r}")
+            origins[key] = f"override {text!r}"
+    return parse(ExperimentConfig, data, origins, where)
+
+
+# --------------------------------------------------------------------------- validation
+def parse(cls: type[T], data: Any, origins: Mapping[str, str] | None = None, where: str = "") -> T:
+    """Validate plain data (from YAML) into the dataclass `cls`, or raise a one-line ConfigError."""
+    return _convert(cls, data, "", origins or {}, where)
+
+
+def _where(key: str, origins: Mapping[str, str], default: str) -> str:
+    while key:
+        if key in origins:
+            return origins[key]
+        key = key.rpartition(".")[0]
+    return default
+
+
+def _fail(key: str, msg: str, origins: Mapping[str, str], where: str) -> ConfigError:
+    loc = _where(key, origins, where)
+    return ConfigError(f"{loc}: {key}: {msg}" if loc else f"{key}: {msg}")
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, dict | list) else type(value).__name__
+
+
+def _convert(tp: Any, value: Any, key: str, origins: Mapping[str, str], where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    fail = lambda msg: _fail(key, msg, origins, where)  # noqa: E731
+    if dataclasses.is_dataclass(tp):
+        return _convert_dataclass(tp, value, key, origins, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _convert(next(a for a in args if a is not type(None)), value, key, origins, where)
+    if tp is Any:
+        return _freeze(value)
+    if origin is typing.Literal:
+        if value not in args:
+            raise fail(f"expected one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise fail(f"expected a list, got {_describe(value)}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]", origins, where) for i, v in enumerate(value))
+    if origin in (Mapping, dict) or tp is Mapping:
+        if not isinstance(value, Mapping):
+            raise fail(f"expected a mapping, got {_describe(value)}")
+        vt = args[1] if args else Any
+        return types.MappingProxyType(
+            {str(k): _convert(vt, v, f"{key}.{k}", origins, where) for k, v in value.items()}
+        )
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise fail(f"expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(f"expected a number, got {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise fail(f"expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def _convert_dataclass(cls: type, value: Any, key: str, origins: Mapping[str, str], where: str) -> Any:
+    prefix = f"{key}." if key else ""
+    if not isinstance(value, Mapping):
+        raise _fail(key, f"expected a section (mapping), got {_describe(value)}", origins, where)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in value:
+        if name not in fields:
+            k = f"{prefix}{name}"
+            raise _fail(k, f"unknown key ({closest(str(name), fields)})", origins, where)
+    kwargs = {}
+    for name, f in fields.items():
+        k = f"{prefix}{name}"
+        if name not in value:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise _fail(k, "missing required key", origins, where)
+            continue
+        v = _convert(hints[name], value[name], k, origins, where)
+        check = f.metadata.get("check")
+        if check and not check[0](v):
+            raise _fail(k, f"expected {check[1]}, got {v!r}", origins, where)
+        kwargs[name] = v
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except ValueError as e:
+            sub, msg = e.args
+            raise _fail(f"{prefix}{sub}", msg, origins, where) from None
+    return obj
+
+
+# --------------------------------------------------------------------------- outputs
+def to_dict(obj: Any, for_hash: bool = False) -> Any:
+    """Plain data (dicts, lists, scalars) for YAML dumps; `for_hash` drops hash=False fields."""
+    if dataclasses.is_dataclass(obj):
+        return {
+            f.name: to_dict(getattr(obj, f.name), for_hash)
+            for f in dataclasses.fields(obj)
+            if not (for_hash and f.metadata.get("hash") is False)
+        }
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v, for_hash) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v, for_hash) for v in obj]
+    return obj
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True)
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys -> scalars (lists become JSON), for MLflow params."""
+    out: dict[str, Any] = {}
+    data = to_dict(obj) if prefix == "" else obj
+    for k, v in data.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, path + "."))
+        elif isinstance(v, dict | list):
+            out[path] = json.dumps(v)
+        else:
+            out[path] = v
+    return out
+
+
+def config_hash(obj: Any) -> str:
+    """Stable across key order; ignores fields that do not change results (hash=False)."""
+    blob = json.dumps(to_dict(obj, for_hash=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_dataset_config(name: str, overrides: Iterable[str] = ()) -> DatasetConfig:
+    """A dataset file from sweeps/datasets by name, with `key=value` overrides (no prefix)."""
+    path = _named_file("datasets", name, "dataset", "command line")
+    data, origins = read_yaml(path)
+    data = {"name": name, **data}
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_path(data, key, value, f"override {text!r}")
+        origins[key] = f"override {text!r}"
+    return parse(DatasetConfig, data, origins, str(path))

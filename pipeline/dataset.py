@@ -1,0 +1,153 @@
+"""The data stage: records -> decoded images + two tokenisations -> torch Datasets and loaders.
+
+Batch contract (every key always present)::
+
+    image                   uint8  [B, C, S, S]  raw pixels; the model normalises per backbone
+    input_ids_teacher       int64  [B, Lt]       attention_mask_teacher  int64 [B, Lt]
+    input_ids_student       int64  [B, Ls]       attention_mask_student  int64 [B, Ls]
+    labels                  dict task -> int64 [B]   class index in `label_maps[task]`
+    index                   int64  [B]           position in the split (contrastive memory banks)
+
+Token tensors are trimmed to the longest sequence in the batch. Everything is held in memory
+as tensors, so a batch is an indexing operation (`__getitems__`), not B Python calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+from transformers import PreTrainedTokenizerBase
+
+from pipeline.data import SPLITS, Sample, drop_unseen, label_maps, read_dataset
+from pipeline.images import ImageSet
+from pipeline.schema import DatasetConfig, TokenizerConfig
+from pipeline.text import encode, load_tokenizer
+
+ROLES = ("teacher", "student")
+
+
+class KDDataset(Dataset):
+    def __init__(
+        self, tensors: dict[str, torch.Tensor], tasks: tuple[str, ...], augment: str = "none"
+    ) -> None:
+        self.t = tensors
+        self.tasks = tasks
+        self.augment = augment
+        size = tensors["image"].shape[-1]
+        self._aug = {
+            "none": None,
+            "flip": v2.RandomHorizontalFlip(),
+            "flip_crop": v2.Compose(
+                [v2.RandomHorizontalFlip(), v2.RandomResizedCrop(size, scale=(0.8, 1.0), antialias=True)]
+            ),
+        }[augment]
+
+    def __len__(self) -> int:
+        return len(self.t["index"])
+
+    def __getitems__(self, idx: list[int]) -> dict:
+        i = torch.as_tensor(idx, dtype=torch.long)
+        batch = {k: v[i] for k, v in self.t.items() if k != "labels"}
+        batch["labels"] = {task: self.t["labels"][i, j] for j, task in enumerate(self.tasks)}
+        if self._aug is not None:
+            batch["image"] = torch.stack([self._aug(im) for im in batch["image"]])
+        return batch
+
+    def __getitem__(self, i: int) -> dict:
+        return trim(self.__getitems__([i]), squeeze=True)
+
+
+def trim(batch: dict, squeeze: bool = False) -> dict:
+    """Cut token tensors to the longest sequence in the batch (collate_fn for __getitems__)."""
+    out = dict(batch)
+    for role in ROLES:
+        mask = batch[f"attention_mask_{role}"]
+        n = max(int(mask.sum(1).max()), 1)
+        out[f"input_ids_{role}"] = batch[f"input_ids_{role}"][:, :n]
+        out[f"attention_mask_{role}"] = mask[:, :n]
+    if squeeze:
+        out = {k: ({t: x[0] for t, x in v.items()} if isinstance(v, dict) else v[0]) for k, v in out.items()}
+    return out
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """What later stages need from the data: datasets per split, label maps, tokenizers."""
+
+    name: str
+    tasks: tuple[str, ...]
+    label_maps: Mapping[str, tuple[str, ...]]
+    splits: Mapping[str, KDDataset]
+    tokenizers: Mapping[str, PreTrainedTokenizerBase]
+    image_size: int
+    channels: int
+
+    def num_classes(self) -> dict[str, int]:
+        return {t: len(c) for t, c in self.label_maps.items()}
+
+    def loader(
+        self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0
+    ) -> DataLoader:
+        g = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            self.splits[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=g,
+            collate_fn=trim,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+        )
+
+
+def _tensors(
+    samples: list[Sample],
+    images: np.ndarray,
+    tasks: tuple[str, ...],
+    maps: Mapping[str, tuple[str, ...]],
+    toks: Mapping[str, PreTrainedTokenizerBase],
+    tok_cfgs: Mapping[str, TokenizerConfig],
+) -> dict[str, torch.Tensor]:
+    texts = [s.text for s in samples]
+    out = {"image": torch.from_numpy(images), "index": torch.arange(len(samples))}
+    for role in ROLES:
+        ids, mask = encode(toks[role], texts, tok_cfgs[role].max_length)
+        out[f"input_ids_{role}"], out[f"attention_mask_{role}"] = (
+            torch.from_numpy(ids),
+            torch.from_numpy(mask),
+        )
+    index = {t: {c: i for i, c in enumerate(maps[t])} for t in tasks}
+    out["labels"] = torch.tensor([[index[t][s.labels[t]] for t in tasks] for s in samples], dtype=torch.long)
+    return out
+
+
+def load_data(
+    cfg: DatasetConfig, image_size: int, tokenizers: Mapping[str, TokenizerConfig], augment: str = "none"
+) -> DataBundle:
+    """Read, validate, decode and tokenise train/dev/test. Caches are written only at the end,
+    after every check and every decode succeeded, so bad data writes nothing."""
+    tasks = tuple(cfg.tasks)
+    splits = read_dataset(cfg)
+    maps = label_maps(splits["train"], tasks)
+    splits = drop_unseen(cfg, splits, maps)
+    images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
+    train_texts = [s.text for s in splits["train"]]
+    # Hub/folder tokenizers first: a bad name must fail before a WordPiece cache is written.
+    order = sorted(ROLES, key=lambda r: tokenizers[r].name == "wordpiece")
+    toks = {r: load_tokenizer(tokenizers[r], train_texts, key=f"{r}.text.tokenizer") for r in order}
+    for im in images.values():
+        im.save()
+    datasets = {
+        n: KDDataset(
+            _tensors(splits[n], images[n].array, tasks, maps, toks, tokenizers),
+            tasks,
+            augment if n == "train" else "none",
+        )
+        for n in SPLITS
+    }
+    return DataBundle(cfg.name, tasks, maps, datasets, toks, image_size, cfg.channels)

@@ -1,0 +1,174 @@
+"""The typed, immutable configuration of one experiment.
+
+Each section mirrors a part that can be swapped (dataset, backbones, fusion, loss, training);
+stages receive only the section they need. Field metadata:
+  - ``check``: a (predicate, "expected ...") pair validated by `pipeline.config`;
+  - ``hash=False``: the field does not change results and is left out of `config_hash`.
+Cross-field rules live in each class's ``validate`` and raise `ValueError(key, message)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+def _check(pred, expected: str, hash: bool = True, **kw) -> Any:
+    return field(metadata={"check": (pred, expected), "hash": hash}, **kw)
+
+
+def positive(**kw) -> Any:
+    return _check(lambda v: v > 0, "a value > 0", **kw)
+
+
+def non_negative(**kw) -> Any:
+    return _check(lambda v: v >= 0, "a value >= 0", **kw)
+
+
+def unit_interval(**kw) -> Any:
+    return _check(lambda v: 0 <= v <= 1, "a value in [0, 1]", **kw)
+
+
+def no_hash(**kw) -> Any:
+    return field(metadata={"hash": False}, **kw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextSource:
+    """Where a sample's text comes from: description fields, plus case fields joined by U_id."""
+
+    fields: tuple[str, ...] = ("Description.Caption",)
+    case_fields: tuple[str, ...] = ()  # e.g. ("Case.History", "Case.Findings") from data_{split}.jsonl
+    separator: str = " "
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetConfig:
+    """A dataset in the MedPix-2.0 on-disk format (see `pipeline.data`)."""
+
+    name: str
+    root: str
+    tasks: Mapping[str, str]  # task name -> label field (dotted path in descriptions_{split}.jsonl)
+    text: TextSource = TextSource()
+    splits: Mapping[str, str] = field(
+        default_factory=lambda: {"train": "train", "dev": "dev", "test": "test"}
+    )
+    case_id: str = "U_id"
+    image_field: str = "image"
+    image_ext: str = ".png"
+    channels: Literal[1, 3] = 1  # images are converted to L (1) or RGB (3) once, when decoded
+    unseen_labels: Literal["error", "drop"] = "error"
+
+    def validate(self) -> None:
+        if not self.tasks:
+            raise ValueError("tasks", "expected at least one task (name: label field)")
+        missing = {"train", "dev", "test"} - set(self.splits)
+        if missing:
+            raise ValueError("splits", f"expected keys train, dev and test; missing {sorted(missing)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerConfig:
+    """`name: wordpiece` trains a WordPiece tokenizer on the train split's text (offline);
+    any other name is a hub id or a local folder for `AutoTokenizer.from_pretrained`."""
+
+    name: str = "wordpiece"
+    vocab_size: int = positive(default=2000)
+    max_length: int = positive(default=64)
+    lowercase: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionConfig:
+    """A timm model: any timm name; `kwargs` are passed to `timm.create_model`."""
+
+    name: str = "vit_tiny_patch16_224"
+    pretrained: bool = False
+    checkpoint: str | None = None  # local weights file for pretrained=true without a hub
+    image_size: int = positive(default=224)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextConfig:
+    """A transformers encoder: `pretrained: true` loads `name` (hub id or local folder) with
+    `AutoModel.from_pretrained`; otherwise `name` is a model type (bert, distilbert, ...) or a
+    name whose config is built with `AutoConfig.for_model(name, **config)`."""
+
+    name: str = "bert"
+    pretrained: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict)
+    tokenizer: TokenizerConfig = TokenizerConfig()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusionConfig:
+    name: str = "cross_attention"
+    dim: int = positive(default=256)
+    layers: int = positive(default=1)
+    heads: int = positive(default=4)
+    dropout: float = unit_interval(default=0.1)
+    aux_weight: float = non_negative(default=0.01)  # routing/energy penalty of routing fusions
+
+    def validate(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(
+                "dim", f"expected dim divisible by heads, got dim={self.dim}, heads={self.heads}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    vision: VisionConfig = VisionConfig()
+    text: TextConfig = TextConfig()
+    fusion: FusionConfig = FusionConfig()
+    modalities: Literal["both", "image", "text"] = "both"  # image/text-only ablations
+    dropout: float = unit_interval(default=0.1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossConfig:
+    """alpha weights the distillation term: L = alpha*T^2*KL(p_t||p_s) + (1-alpha)*label term.
+    `params` holds the options of the chosen loss, validated by that loss's own class."""
+
+    name: str = "vanilla"
+    alpha: float = unit_interval(default=0.5)
+    temperature: float = positive(default=4.0)
+    beta: float = non_negative(default=1.0)  # weight of feature terms (combined, crd, rkd, mmd)
+    label_loss: Literal["ce", "focal", "weighted_ce"] = "ce"
+    focal_gamma: float = non_negative(default=2.0)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    teacher_epochs: int = positive(default=5)
+    student_epochs: int = positive(default=5)
+    batch_size: int = positive(default=32)
+    eval_batch_size: int = positive(hash=False, default=64)
+    lr: float = positive(default=1e-3)
+    weight_decay: float = non_negative(default=0.01)
+    grad_clip: float = non_negative(default=1.0)  # 0 disables clipping
+    patience: int = positive(default=3)  # early stopping on dev average macro-F1
+    augment: Literal["none", "flip", "flip_crop"] = "none"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = non_negative(hash=False, default=0)
+    latency_runs: int = positive(hash=False, default=50)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    name: str = no_hash(default="experiment")
+    profile: str = no_hash(default="tiny")  # the profile's content is hashed through teacher/student
+    seed: int = non_negative(default=0)
+    dataset: DatasetConfig
+    teacher: ModelConfig = ModelConfig()
+    student: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    output_dir: str = no_hash(default="runs")
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.dataset.tasks)
