@@ -99,7 +99,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str) and _FLOAT.match(value.strip()):
+    if isinstance(value, str) and _FLOAT.match(raw.strip()):  # unquoted only: '007' stays a string
         value = float(value)  # YAML 1.1 reads 1e-3 as a string
     return key.strip(), value
 
@@ -130,7 +130,9 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
         path = _named_file("experiments", str(path), "experiment", "command line")
     raw, origins = read_yaml(path)
     parsed = [(text, *parse_override(text)) for text in overrides]
-    return compose(raw, origins, parsed, str(path))
+    cfg = compose(raw, origins, parsed, str(path))
+    check_extensions(cfg)
+    return cfg
 
 
 def compose(
@@ -172,6 +174,10 @@ def parse(cls: type[T], data: Any, origins: Mapping[str, str] | None = None, whe
 
 
 def _where(key: str, origins: Mapping[str, str], default: str) -> str:
+    if key and key not in origins:  # e.g. unknown section `lose` set by the override `lose.alpha=1`
+        child = next((v for k, v in origins.items() if k.startswith(key + ".")), None)
+        if child is not None:
+            return child
     while key:
         if key in origins:
             return origins[key]
@@ -208,7 +214,8 @@ def _convert(tp: Any, value: Any, key: str, origins: Mapping[str, str], where: s
     if tp is Any:
         return _freeze(value)
     if origin is typing.Literal:
-        if value not in args:
+        # Compare type too: `True in (1, 3)` and `1.0 in (1, 3)` hold in Python.
+        if not any(value == a and type(value) is type(a) for a in args):
             raise fail(f"expected one of {', '.join(map(str, args))}, got {value!r}")
         return value
     if origin is tuple:
@@ -326,3 +333,19 @@ def load_dataset_config(name: str, overrides: Iterable[str] = ()) -> DatasetConf
         _set_path(data, key, value, f"override {text!r}")
         origins[key] = f"override {text!r}"
     return parse(DatasetConfig, data, origins, str(path))
+
+
+def check_extensions(cfg: ExperimentConfig) -> None:
+    """Names that point into registries (fusions, losses, backbone sources) and the chosen
+    loss's own `params`, checked before any work. Imports torch, hence not at module load."""
+    from losses import LOSSES
+    from models.backbones import TEXT, VISION
+    from models.fusions import FUSIONS
+
+    for role in ("teacher", "student"):
+        m = getattr(cfg, role)
+        FUSIONS.get(m.fusion.name, f"{role}.fusion.name")
+        VISION.get(m.vision.source, f"{role}.vision.source")
+        TEXT.get(m.text.source, f"{role}.text.source")
+    loss = LOSSES.get(cfg.loss.name, "loss.name")
+    parse(loss.Params, dict(cfg.loss.params), where="loss.params")

@@ -84,6 +84,7 @@ class VisionConfig:
     """A timm model: any timm name; `kwargs` are passed to `timm.create_model`."""
 
     name: str = "vit_tiny_patch16_224"
+    source: str = "timm"  # a key of models.backbones.VISION
     pretrained: bool = False
     checkpoint: str | None = None  # local weights file for pretrained=true without a hub
     image_size: int = positive(default=224)
@@ -97,6 +98,7 @@ class TextConfig:
     name whose config is built with `AutoConfig.for_model(name, **config)`."""
 
     name: str = "bert"
+    source: str = "transformers"  # a key of models.backbones.TEXT
     pretrained: bool = False
     config: Mapping[str, Any] = field(default_factory=dict)
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -150,7 +152,8 @@ class TrainConfig:
     lr: float = positive(default=1e-3)
     weight_decay: float = non_negative(default=0.01)
     grad_clip: float = non_negative(default=1.0)  # 0 disables clipping
-    patience: int = positive(default=3)  # early stopping on dev average macro-F1
+    patience: int = positive(default=3)  # early stopping on the dev metric `monitor`
+    monitor: str = "avg_f1"  # dev average macro-F1, or "<task>/f1" for one task
     augment: Literal["none", "flip", "flip_crop"] = "none"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = non_negative(hash=False, default=0)
@@ -172,3 +175,14 @@ class ExperimentConfig:
     @property
     def tasks(self) -> tuple[str, ...]:
         return tuple(self.dataset.tasks)
+
+    def validate(self) -> None:
+        monitor = self.train.monitor
+        if monitor != "avg_f1":
+            task, _, metric = monitor.rpartition("/")
+            if metric != "f1" or task not in self.dataset.tasks:
+                raise ValueError(
+                    "train.monitor",
+                    f"expected avg_f1 or <task>/f1 with a task of dataset {self.dataset.name!r} "
+                    f"({', '.join(self.dataset.tasks)}), got {monitor!r}",
+                )

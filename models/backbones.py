@@ -1,0 +1,120 @@
+"""Backbones: vision through timm, text through transformers; one registry per kind of source.
+
+`vision.source: timm` (default) accepts any timm name (the paper's vit_large_patch16_224 /
+vit_base_patch16_224, efficientnet_b0, mobilenetv3_*); `text.source: transformers` accepts a
+hub id, a local folder (`pretrained: true`) or a model type built from `config` (`pretrained:
+false`). A new source is one function with `@VISION.register` or `@TEXT.register`.
+
+Both return pooled features [B, F]; `out_dim` is F. Vision backbones take the raw uint8 batch
+and do resize/normalisation themselves, with the mean/std of their timm pretrained config, so
+teacher and student can normalise differently from one cached image tensor.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipeline.errors import ConfigError
+from pipeline.registry import Registry
+from pipeline.schema import TextConfig, VisionConfig
+
+VISION: Registry[Callable[..., VisionBackbone]] = Registry("vision source")
+TEXT: Registry[Callable[..., TextBackbone]] = Registry("text source")
+
+
+class VisionBackbone(nn.Module):
+    def __init__(self, net: nn.Module, out_dim: int, size: int, in_chans: int, mean, std) -> None:
+        super().__init__()
+        self.net, self.out_dim, self.size, self.in_chans = net, out_dim, size, in_chans
+        self.register_buffer("mean", torch.tensor(mean[:in_chans]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std[:in_chans]).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, image: Tensor) -> Tensor:
+        x = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+        if x.shape[1] != self.in_chans:  # grayscale scans into an RGB backbone, or the reverse
+            x = x.expand(-1, self.in_chans, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(
+                x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+            )
+        return self.net((x - self.mean) / self.std)
+
+
+class TextBackbone(nn.Module):
+    """A transformers encoder; features are the attention-masked mean of the last hidden state
+    (works for BERT, DistilBERT and sentence encoders alike, with or without a pooler)."""
+
+    def __init__(self, net: nn.Module, out_dim: int) -> None:
+        super().__init__()
+        self.net, self.out_dim = net, out_dim
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden = self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+@VISION.register("timm")
+def timm_backbone(cfg: VisionConfig, channels: int, key: str = "vision") -> VisionBackbone:
+    import timm
+    from timm.data import resolve_data_config
+
+    if not timm.is_model(cfg.name):
+        near = difflib.get_close_matches(cfg.name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" (closest: {', '.join(near)})" if near else " (see timm.list_models())"
+        raise ConfigError(f"{key}.name: unknown timm model {cfg.name!r}{hint}")
+    kwargs = dict(cfg.kwargs)
+    if cfg.pretrained and cfg.checkpoint:  # local weights file, no hub needed
+        kwargs["pretrained_cfg_overlay"] = {"file": cfg.checkpoint}
+    try:
+        net = timm.create_model(cfg.name, pretrained=cfg.pretrained, num_classes=0, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"{key}.kwargs: timm rejected them for {cfg.name!r} ({str(e).splitlines()[0]})"
+        ) from None
+    except (OSError, RuntimeError) as e:
+        raise ConfigError(f"{key}: cannot load pretrained {cfg.name!r} ({str(e).splitlines()[0]})") from None
+    data_cfg = resolve_data_config({}, model=net)
+    in_chans = int(kwargs.get("in_chans", 3))
+    return VisionBackbone(net, net.num_features, cfg.image_size, in_chans, data_cfg["mean"], data_cfg["std"])
+
+
+@TEXT.register("transformers")
+def transformers_backbone(cfg: TextConfig, vocab_size: int, key: str = "text") -> TextBackbone:
+    from transformers import AutoConfig, AutoModel
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    try:
+        if cfg.pretrained:
+            net = AutoModel.from_pretrained(cfg.name, **dict(cfg.config))
+        else:
+            extra = {"vocab_size": vocab_size, **dict(cfg.config)}
+            if cfg.name in CONFIG_MAPPING:
+                conf = AutoConfig.for_model(cfg.name, **extra)
+            else:
+                conf = AutoConfig.from_pretrained(cfg.name, **extra)
+            net = AutoModel.from_config(conf)
+    except (OSError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{key}.name: cannot build text model {cfg.name!r} ({first})") from None
+    if net.get_input_embeddings().num_embeddings < vocab_size:
+        raise ConfigError(
+            f"{key}: the tokenizer has {vocab_size} tokens but {cfg.name!r} embeds only "
+            f"{net.get_input_embeddings().num_embeddings}; use the model's own tokenizer"
+        )
+    conf = net.config
+    out = getattr(conf, "hidden_size", None) or getattr(conf, "dim", None) or conf.d_model
+    return TextBackbone(net, int(out))
+
+
+def build_vision(cfg: VisionConfig, channels: int, key: str) -> VisionBackbone:
+    return VISION.get(cfg.source, f"{key}.source")(cfg, channels, key=key)
+
+
+def build_text(cfg: TextConfig, vocab_size: int, key: str) -> TextBackbone:
+    return TEXT.get(cfg.source, f"{key}.source")(cfg, vocab_size, key=key)

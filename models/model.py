@@ -1,0 +1,96 @@
+"""One model class for teacher and student.
+
+    image --vision backbone--> Linear+LN --> v [B, D] \\
+                                                    fusion --> fused [B, D] --> one head per task
+    text  --text backbone----> Linear+LN --> t [B, D] /
+
+D is the fusion width. `modalities: image` or `text` is the single-modality ablation: the other
+branch is not built and `fused` is that modality's projection. The model reads the token ids
+of its role (`input_ids_teacher` or `input_ids_student`) from the shared batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from models.backbones import build_text, build_vision
+from models.fusions import FUSIONS
+from models.outputs import ModelOutput
+from pipeline.schema import ModelConfig
+
+
+class KDModel(nn.Module):
+    def __init__(
+        self, cfg: ModelConfig, num_classes: Mapping[str, int], vocab_size: int, channels: int, role: str
+    ) -> None:
+        super().__init__()
+        self.role, self.modalities = role, cfg.modalities
+        d = cfg.fusion.dim
+        self.vision = self.text = self.fusion = None
+        self.proj_image = self.proj_text = None
+        if cfg.modalities in ("both", "image"):
+            self.vision = build_vision(cfg.vision, channels, key=f"{role}.vision")
+            self.proj_image = nn.Sequential(nn.Linear(self.vision.out_dim, d), nn.LayerNorm(d))
+        if cfg.modalities in ("both", "text"):
+            self.text = build_text(cfg.text, vocab_size, key=f"{role}.text")
+            self.proj_text = nn.Sequential(nn.Linear(self.text.out_dim, d), nn.LayerNorm(d))
+        if cfg.modalities == "both":
+            f = cfg.fusion
+            cls = FUSIONS.get(f.name, f"{role}.fusion.name")
+            self.fusion = cls(
+                dim=d, layers=f.layers, heads=f.heads, dropout=f.dropout, aux_weight=f.aux_weight
+            )
+        # A list, not a ModuleDict: task names such as "type" clash with nn.Module attributes.
+        self.tasks = tuple(num_classes)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d, k)) for k in num_classes.values()
+        )
+        self.feature_dim = d
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        v = t = None
+        if self.vision is not None:
+            v = self.proj_image(self.vision(batch["image"]))
+        if self.text is not None:
+            ids, mask = batch[f"input_ids_{self.role}"], batch[f"attention_mask_{self.role}"]
+            t = self.proj_text(self.text(ids, mask))
+        aux: dict[str, Tensor] = {}
+        if self.fusion is not None:
+            fused, aux = self.fusion(v, t)
+        else:
+            fused = v if v is not None else t
+        logits = {task: head(fused) for task, head in zip(self.tasks, self.heads, strict=True)}
+        return ModelOutput(logits=logits, image=v, text=t, fused=fused, aux_losses=aux)
+
+
+class FrozenTeacher(nn.Module):
+    """A trained teacher for distillation: eval mode always (even when a parent module's
+    .train() is called), no gradients, never in an optimiser (no trainable parameters)."""
+
+    def __init__(self, model: KDModel) -> None:
+        super().__init__()
+        self.model = model
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenTeacher:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        return self.model(batch)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def size_mb(model: nn.Module) -> float:
+    """Bytes of parameters and buffers, in MiB (what a saved state_dict weighs)."""
+    n = sum(p.numel() * p.element_size() for p in model.parameters())
+    n += sum(b.numel() * b.element_size() for b in model.buffers())
+    return n / 2**20

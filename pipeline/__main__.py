@@ -1,0 +1,115 @@
+"""kdsweep command line.
+
+    python -m pipeline run <experiment.yaml|name> [key=value ...] [--retrain-teacher]
+    python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
+
+User errors print one line (``error: ...``) and exit 2; a failed run exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipeline.errors import KdsweepError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from pipeline.config import load_experiment
+    from pipeline.run import run_experiment
+    from pipeline.tracking import tracking_uri
+
+    cfg = load_experiment(args.experiment, args.overrides)
+    console = Console(stderr=False)
+    console.print(
+        f"[bold]kdsweep run[/] {cfg.name}: dataset {cfg.dataset.name}, profile {cfg.profile}, "
+        f"loss {cfg.loss.name} (alpha {cfg.loss.alpha}, T {cfg.loss.temperature}), seed {cfg.seed}"
+    )
+    console.print(f"MLflow: {tracking_uri()}")
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    bars: dict[str, int] = {}
+
+    def on_epoch(role: str, epoch: int, record: dict) -> None:
+        total = cfg.train.teacher_epochs if role == "teacher" else cfg.train.student_epochs
+        if role not in bars:
+            bars[role] = progress.add_task(f"{role:7s} epochs", total=total, info="")
+        info = f"loss {record['train/loss']:.3f}  dev avg F1 {record['dev/avg_f1']:.3f}"
+        progress.update(bars[role], completed=epoch, info=info)
+
+    with progress:
+        result = run_experiment(
+            cfg, retrain_teacher=args.retrain_teacher, say=progress.console.print, on_epoch=on_epoch
+        )
+    for bar in bars.values():  # early stopping: show the bar as done
+        progress.update(bar, total=progress.tasks[bar].completed)
+    table = Table(title="teacher vs student (test split)")
+    table.add_column("metric")
+    table.add_column("teacher", justify="right")
+    table.add_column("student", justify="right")
+    keys = [f"test/{t}/{m}" for t in cfg.dataset.tasks for m in ("acc", "f1", "auc")]
+    for key in [*keys, "test/avg_f1", "latency_ms", "latency_p90_ms", "size_mb", "params"]:
+        fmt = (lambda v: f"{v:,.0f}") if key == "params" else (lambda v: f"{v:.4f}")
+        t, s = result.teacher.get(key), result.student.get(key)
+        table.add_row(key, fmt(t) if t is not None else "-", fmt(s) if s is not None else "-")
+    console.print(table)
+    reused = " (reused)" if result.teacher_reused else ""
+    console.print(f"teacher run {result.teacher_run_id}{reused}   student run {result.student_run_id}")
+    console.print("open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri " + tracking_uri() + ")")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from pipeline.config import config_hash, dump_yaml, load_experiment
+
+    cfg = load_experiment(args.experiment, args.overrides)
+    print(dump_yaml(cfg), end="")
+    print(f"# config_hash: {config_hash(cfg)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="kdsweep: multimodal KD sweeps")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train a teacher (or reuse it), distil a student, evaluate, track")
+    r.add_argument("experiment", help="experiment YAML file, or a name under sweeps/experiments")
+    r.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    r.add_argument(
+        "--retrain-teacher", action="store_true", help="train the teacher even if a FINISHED one exists"
+    )
+    r.set_defaults(func=_run)
+    c = sub.add_parser("config", help="print the resolved config and its hash")
+    c.add_argument("experiment")
+    c.add_argument("overrides", nargs="*")
+    c.set_defaults(func=_config)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KdsweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failed run: already marked FAILED in MLflow
+        print(f"run failed: {type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get("KDSWEEP_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Evaluation: predictions, per-task metrics (scikit-learn), and cost (size, latency).
+
+Metric names (flat, as logged to MLflow under a split prefix such as ``test/``)::
+
+    <task>/acc  <task>/f1 (macro)  <task>/auc (macro one-vs-rest over classes present)
+    <task>/precision/<class>  <task>/recall/<class>     avg_f1 = mean of <task>/f1 over tasks
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+@dataclass
+class Predictions:
+    """Per task: probabilities [N, K] and true labels [N]; `index`: dataset positions [N]."""
+
+    probs: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    index: np.ndarray
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {
+        k: (
+            {t: x.to(device, non_blocking=True) for t, x in v.items()}
+            if isinstance(v, dict)
+            else v.to(device, non_blocking=True)
+        )
+        for k, v in batch.items()
+    }
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op context on CPU (fp32 there keeps runs reproducible)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> Predictions:
+    was_training = model.training
+    model.eval()
+    probs: dict[str, list] = {}
+    labels: dict[str, list] = {}
+    index = []
+    for batch in loader:
+        batch = to_device(batch, device)
+        with autocast(device):
+            out = model(batch)
+        for task, logits in out.logits.items():
+            probs.setdefault(task, []).append(torch.softmax(logits.float(), -1).cpu().numpy())
+            labels.setdefault(task, []).append(batch["labels"][task].cpu().numpy())
+        index.append(batch["index"].cpu().numpy())
+    model.train(was_training)
+    return Predictions(
+        {t: np.concatenate(p) for t, p in probs.items()},
+        {t: np.concatenate(y) for t, y in labels.items()},
+        np.concatenate(index),
+    )
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Macro one-vs-rest AUC over the classes that have both positives and negatives in `y`
+    (for two classes this is the usual binary AUC); NaN when no class qualifies."""
+    scores = [roc_auc_score(y == c, p[:, c]) for c in range(p.shape[1]) if 0 < (y == c).sum() < len(y)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def metrics(
+    pred: Predictions, label_maps: Mapping[str, tuple[str, ...]]
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(flat metrics, confusion matrices per task)."""
+    out: dict[str, float] = {}
+    cms: dict[str, np.ndarray] = {}
+    for task, classes in label_maps.items():
+        y, p = pred.labels[task], pred.probs[task]
+        yhat = p.argmax(1)
+        ks = list(range(len(classes)))
+        out[f"{task}/acc"] = float(accuracy_score(y, yhat))
+        out[f"{task}/f1"] = float(f1_score(y, yhat, labels=ks, average="macro", zero_division=0))
+        out[f"{task}/auc"] = _auc(y, p)
+        prec, rec, _, _ = precision_recall_fscore_support(y, yhat, labels=ks, zero_division=0)
+        for c, name in enumerate(classes):
+            out[f"{task}/precision/{name}"] = float(prec[c])
+            out[f"{task}/recall/{name}"] = float(rec[c])
+        cms[task] = confusion_matrix(y, yhat, labels=ks)
+    out["avg_f1"] = float(np.mean([out[f"{t}/f1"] for t in label_maps]))
+    return out, cms
+
+
+@torch.inference_mode()
+def latency_ms(
+    model: nn.Module, batch: dict, device: torch.device, runs: int = 50, warmup: int = 10
+) -> dict[str, float]:
+    """Per-sample latency at batch 1 on `device`: `warmup` untimed passes, then the median and
+    p90 of `runs` timed passes (CUDA synchronised around each)."""
+    model.eval()
+    one = to_device(
+        {k: ({t: x[:1] for t, x in v.items()} if isinstance(v, dict) else v[:1]) for k, v in batch.items()},
+        device,
+    )
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        with autocast(device):
+            model(one)
+    times = []
+    for _ in range(max(runs, 1)):
+        sync()
+        start = time.perf_counter()
+        with autocast(device):
+            model(one)
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "latency_ms": statistics.median(times),
+        "latency_p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
+    }
+
+
+def confusion_figure(cm: np.ndarray, classes: tuple[str, ...], title: str):
+    """A matplotlib figure of a confusion matrix (rows: true, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(classes), 1.0 + 0.6 * len(classes)))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,228 @@
+"""One tracked experiment: data -> teacher (trained once, reused) -> student -> evaluation.
+
+The teacher is identified by `teacher_hash` (teacher sub-config, dataset, seed, the training
+settings it depends on). A FINISHED teacher run with that hash is reused from its MLflow
+checkpoint instead of retrained (`retrain_teacher=True` forces). The student run is tagged with
+its teacher's run id. Metric names: see pipeline.evaluate; tracked prefixes are ``train/``,
+``dev/`` (per epoch), ``test/`` and ``latency_ms``, ``latency_p90_ms``, ``size_mb``, ``params``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from losses import LOSSES, LossContext
+from models.model import FrozenTeacher, KDModel, parameter_count, size_mb
+from pipeline import tracking
+from pipeline.config import config_hash, dump_yaml, flatten
+from pipeline.dataset import DataBundle, load_data
+from pipeline.evaluate import Predictions, confusion_figure, latency_ms, metrics, predict
+from pipeline.schema import ExperimentConfig, ModelConfig
+from pipeline.train import fit, resolve_device, seed_everything
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    teacher_run_id: str
+    student_run_id: str
+    teacher_reused: bool
+    teacher: dict[str, float]
+    student: dict[str, float]
+
+
+def teacher_hash(cfg: ExperimentConfig) -> str:
+    """What determines the teacher's weights: its model, the data, the seed, its training."""
+    train = dataclasses.replace(cfg.train, student_epochs=1)
+    return config_hash(
+        {
+            "teacher": cfg.teacher,
+            "dataset": cfg.dataset,
+            "seed": cfg.seed,
+            "train": train,
+            "label_loss": [cfg.loss.label_loss, cfg.loss.focal_gamma],
+        }
+    )
+
+
+def experiment_name(cfg: ExperimentConfig) -> str:
+    return f"kdsweep-{cfg.dataset.name}"
+
+
+def run_name(cfg: ExperimentConfig) -> str:
+    return f"{cfg.dataset.name}-{cfg.student.fusion.name}-{cfg.loss.name}-s{cfg.seed}"
+
+
+def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDModel:
+    seed_everything(seed)
+    return KDModel(cfg, data.num_classes(), len(data.tokenizers[role]), data.channels, role)
+
+
+def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossContext:
+    labels = data.splits["train"].t["labels"]
+    counts = {
+        t: tuple(int((labels[:, j] == c).sum()) for c in range(k))
+        for j, (t, k) in enumerate(data.num_classes().items())
+    }
+    return LossContext(
+        data.tasks,
+        data.num_classes(),
+        counts,
+        student.feature_dim,
+        teacher.feature_dim,
+        len(data.splits["train"]),
+    )
+
+
+def _predictions_csv(pred: Predictions, label_maps) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    header = ["index"]
+    for t, classes in label_maps.items():
+        header += [f"{t}/label", f"{t}/pred"] + [f"{t}/p/{c}" for c in classes]
+    w.writerow(header)
+    for i in range(len(pred.index)):
+        row: list = [int(pred.index[i])]
+        for t in label_maps:
+            p = pred.probs[t][i]
+            row += [int(pred.labels[t][i]), int(p.argmax())] + [f"{x:.6f}" for x in p]
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def evaluate_and_log(
+    model: KDModel, data: DataBundle, cfg: ExperimentConfig, device: torch.device, log: tracking.RunLog
+) -> dict[str, float]:
+    """Test metrics, confusion matrices, predictions, size and latency, logged to the run."""
+    loader = data.loader("test", cfg.train.eval_batch_size)
+    pred = predict(model, loader, device)
+    values, cms = metrics(pred, data.label_maps)
+    out = {f"test/{k}": v for k, v in values.items()}
+    out.update(latency_ms(model, next(iter(loader)), device, runs=cfg.train.latency_runs))
+    out.update({"size_mb": size_mb(model), "params": float(parameter_count(model))})
+    log.metrics(out)
+    for task, cm in cms.items():
+        fig = confusion_figure(cm, data.label_maps[task], f"{model.role} test {task}")
+        log.figure(fig, f"confusion/{task}.png")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    log.text(_predictions_csv(pred, data.label_maps), "predictions/test.csv")
+    return out
+
+
+def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
+    log.params(flatten(cfg))
+    log.text(dump_yaml(cfg), "config.yaml")
+    log.json({t: list(c) for t, c in data.label_maps.items()}, "label_maps.json")
+
+
+def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
+    m = getattr(cfg, role)
+    return {
+        "dataset": cfg.dataset.name,
+        "stage": role,
+        "fusion": m.fusion.name,
+        "vision": m.vision.name,
+        "text": m.text.name,
+        "seed": str(cfg.seed),
+        "profile": cfg.profile,
+        "teacher_hash": teacher_hash(cfg),
+    }
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    retrain_teacher: bool = False,
+    say: Say = print,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+) -> RunResult:
+    device = resolve_device(cfg.train.device)
+    size = max(cfg.teacher.vision.image_size, cfg.student.vision.image_size)
+    data = load_data(
+        cfg.dataset,
+        size,
+        {"teacher": cfg.teacher.text.tokenizer, "student": cfg.student.text.tokenizer},
+        cfg.train.augment,
+    )
+    n = {s: len(d) for s, d in data.splits.items()}
+    say(
+        f"data {cfg.dataset.name}: train {n['train']} / dev {n['dev']} / test {n['test']}; tasks "
+        + ", ".join(f"{t} ({k} classes)" for t, k in data.num_classes().items())
+        + f"; device {device}"
+    )
+    exp = experiment_name(cfg)
+    th = teacher_hash(cfg)
+    teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
+    found = None if retrain_teacher else tracking.find_finished(exp, {"stage": "teacher", "teacher_hash": th})
+    if found:
+        teacher.load_state_dict(tracking.load_state_dict(found, "teacher/model.pt"))
+        teacher_run, reused = found, True
+        t_metrics = {
+            k: v
+            for k, v in tracking.get_run(found).data.metrics.items()
+            if k.startswith("test/") or k in ("latency_ms", "size_mb", "params")
+        }
+        say(f"teacher: reusing FINISHED run {found} (teacher hash {th})")
+    else:
+        say(f"teacher: training ({parameter_count(teacher) / 1e6:.2f} M params, hash {th})")
+        with tracking.run(
+            exp,
+            f"{cfg.dataset.name}-teacher-{cfg.teacher.fusion.name}-s{cfg.seed}",
+            {**_tags(cfg, "teacher"), "config_hash": th},
+        ) as log:
+            _log_common(log, cfg, data)
+            label_only = LOSSES.get("none")(cfg.loss, loss_context(data, teacher, teacher))
+            fit(
+                teacher,
+                label_only,
+                data,
+                cfg.train,
+                cfg.train.teacher_epochs,
+                cfg.seed,
+                device,
+                on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("teacher", e, r)),
+            )
+            t_metrics = evaluate_and_log(teacher, data, cfg, device, log)
+            log.state_dict(teacher.state_dict(), "teacher/model.pt")
+            teacher_run, reused = log.run_id, False
+    frozen = FrozenTeacher(teacher).to(device)
+    student = build_model(cfg.student, data, "student", cfg.seed + 1)
+    loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, loss_context(data, student, teacher))
+    say(f"student: distilling with {cfg.loss.name} ({parameter_count(student) / 1e6:.2f} M params)")
+    tags = {
+        **_tags(cfg, "student"),
+        "loss": cfg.loss.name,
+        "config_hash": config_hash(cfg),
+        "teacher_run_id": teacher_run,
+    }
+    with tracking.run(exp, run_name(cfg), tags) as log:
+        _log_common(log, cfg, data)
+        fit(
+            student,
+            loss_fn,
+            data,
+            cfg.train,
+            cfg.train.student_epochs,
+            cfg.seed,
+            device,
+            teacher=frozen,
+            on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("student", e, r)),
+        )
+        s_metrics = evaluate_and_log(student, data, cfg, device, log)
+        log.state_dict(student.state_dict(), "student/model.pt")
+        with tempfile.TemporaryDirectory() as d:
+            for role, tok in data.tokenizers.items():
+                tok.save_pretrained(Path(d) / role)
+            log.folder(Path(d), "tokenizers")
+        student_run = log.run_id
+    return RunResult(teacher_run, student_run, reused, t_metrics, s_metrics)

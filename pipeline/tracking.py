@@ -1,0 +1,175 @@
+"""The only module that talks to MLflow.
+
+Store: MLFLOW_TRACKING_URI, default ``sqlite:///<project>/mlruns/mlflow.db`` with artifacts in
+``<project>/mlruns/artifacts`` (for any sqlite URI: an ``artifacts`` folder beside the .db).
+An MLflow experiment per dataset (``kdsweep-<dataset>``). Runs are created through
+`MlflowClient` (no global active run), so several can be open in one process.
+
+Status contract: a run that ends normally is FINISHED; an exception marks it FAILED with the
+reason in the tag ``failure_reason``; Ctrl-C (KeyboardInterrupt) or SIGTERM marks it KILLED.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_BATCH = 100  # MLflow's limit of params per log_batch call
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def client() -> MlflowClient:
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def experiment_id(c: MlflowClient, name: str) -> str:
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    uri = tracking_uri()
+    location = None
+    if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the CWD
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel process
+        return c.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+class RunLog:
+    """Logging calls on one open run."""
+
+    def __init__(self, c: MlflowClient, run_id: str) -> None:
+        self.client, self.run_id = c, run_id
+
+    def params(self, params: Mapping[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+
+    def metrics(self, values: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in values.items()]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def json(self, obj: Any, path: str) -> None:
+        self.client.log_text(self.run_id, json.dumps(obj, indent=2, sort_keys=True), path)
+
+    def figure(self, fig: Any, path: str) -> None:
+        self.client.log_figure(self.run_id, fig, path)
+
+    def file(self, local: Path, artifact_dir: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local), artifact_dir)
+
+    def folder(self, local: Path, artifact_dir: str) -> None:
+        self.client.log_artifacts(self.run_id, str(local), artifact_dir)
+
+    def state_dict(self, state: Mapping[str, torch.Tensor], path: str) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            local = Path(d) / Path(path).name
+            torch.save({k: v.detach().cpu() for k, v in state.items()}, local)
+            self.client.log_artifact(self.run_id, str(local), str(Path(path).parent) if "/" in path else None)
+
+
+@contextmanager
+def run(
+    experiment: str, name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
+) -> Iterator[RunLog]:
+    """Open a run; it ends FINISHED, FAILED (with `failure_reason`) or KILLED, never RUNNING."""
+    c = client()
+    all_tags = {"git_commit": git_commit(), **tags}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    r = c.create_run(
+        experiment_id(c, experiment), run_name=name, tags={k: str(v) for k, v in all_tags.items()}
+    )
+    run_id = r.info.run_id
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _term(signum, frame):  # SIGTERM (Ray cancelling a trial, `kill`) -> KILLED
+        raise KeyboardInterrupt("SIGTERM")
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _term)
+    try:
+        yield RunLog(c, run_id)
+    except KeyboardInterrupt:
+        c.set_tag(run_id, "failure_reason", "interrupted")
+        c.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException as e:
+        c.set_tag(run_id, "failure_reason", f"{type(e).__name__}: {e}"[:5000])
+        c.set_terminated(run_id, "FAILED")
+        raise
+    else:
+        c.set_terminated(run_id, "FINISHED")
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def find_finished(experiment: str, tags: Mapping[str, str]) -> str | None:
+    """The newest FINISHED run of `experiment` carrying all `tags`, or None."""
+    c = client()
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    flt = " and ".join([f"tags.{k} = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"])
+    runs = c.search_runs(
+        [exp.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def load_state_dict(run_id: str, path: str) -> dict[str, torch.Tensor]:
+    """A checkpoint logged with `RunLog.state_dict`, loaded with weights_only=True."""
+    c = client()
+    with tempfile.TemporaryDirectory() as d:
+        local = c.download_artifacts(run_id, path, d)
+        data = Path(local).read_bytes()
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def get_run(run_id: str):
+    return client().get_run(run_id)

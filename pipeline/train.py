@@ -1,0 +1,124 @@
+"""The training loop, shared by the teacher (labels only) and the student (distillation).
+
+AdamW over the model's and the loss's trainable parameters (feature-term projections belong
+to the loss); gradient clipping; early stopping on a dev F1 (`monitor`, default the average macro-F1) with patience; the best
+epoch's weights are restored before returning. A non-finite objective raises `NonFiniteLoss`
+naming the terms, so a collapse shows which term blew up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from losses.base import DistillLoss
+from pipeline.dataset import DataBundle
+from pipeline.evaluate import autocast, metrics, predict, to_device
+from pipeline.schema import TrainConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training objective became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int = 0
+    best_dev_f1: float = float("-inf")
+    epochs_run: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(
+            "train.device: cuda was asked for but no CUDA device is available (use auto or cpu)"
+        )
+    return torch.device(name)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: DistillLoss,
+    data: DataBundle,
+    cfg: TrainConfig,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    teacher: nn.Module | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train `model` for up to `epochs`; `on_epoch(epoch, record)` receives the epoch's mean
+    train terms (``train/<term>``, ``train/loss``) and dev metrics (``dev/<metric>``)."""
+    model.to(device)
+    loss_fn.to(device)
+    params = [p for p in itertools.chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    dev_loader = data.loader("dev", cfg.eval_batch_size, num_workers=cfg.num_workers)
+    use_teacher = teacher is not None and loss_fn.uses_teacher
+    result, best_state, bad_epochs = FitResult(), None, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        loss_fn.train()
+        sums: dict[str, float] = defaultdict(float)
+        n = 0
+        loader = data.loader(
+            "train", cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, num_workers=cfg.num_workers
+        )
+        for batch in loader:
+            batch = to_device(batch, device)
+            with autocast(device):
+                out = model(batch)
+                t_out = teacher(batch) if use_teacher else None
+            terms = loss_fn(out, t_out, batch["labels"], batch["index"])
+            terms.update({f"aux/{k}": v for k, v in out.aux_losses.items()})
+            total = sum(terms.values())
+            if not torch.isfinite(total):
+                shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                raise NonFiniteLoss(f"non-finite loss at epoch {epoch} ({shown})")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            b = len(batch["index"])
+            n += b
+            for k, v in terms.items():
+                sums[k] += float(v.detach()) * b
+            sums["loss"] += float(total.detach()) * b
+        dev, _ = metrics(predict(model, dev_loader, device), data.label_maps)
+        record = {f"train/{k}": v / n for k, v in sums.items()}
+        record.update(
+            {f"dev/{k}": v for k, v in dev.items() if "/precision/" not in k and "/recall/" not in k}
+        )
+        result.history.append(record)
+        result.epochs_run = epoch
+        if on_epoch:
+            on_epoch(epoch, record)
+        if dev[cfg.monitor] > result.best_dev_f1:
+            result.best_dev_f1, result.best_epoch, bad_epochs = dev[cfg.monitor], epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return result
