@@ -81,7 +81,12 @@ def timm_backbone(cfg: VisionConfig, channels: int, key: str = "vision") -> Visi
         raise ConfigError(f"{key}: cannot load pretrained {cfg.name!r} ({str(e).splitlines()[0]})") from None
     data_cfg = resolve_data_config({}, model=net)
     in_chans = int(kwargs.get("in_chans", 3))
-    return VisionBackbone(net, net.num_features, cfg.image_size, in_chans, data_cfg["mean"], data_cfg["std"])
+    # The pooled width is not always num_features (MobileNetV3 adds a conv head): measure it.
+    net.eval()
+    with torch.no_grad():
+        out_dim = net(torch.zeros(1, in_chans, cfg.image_size, cfg.image_size)).shape[-1]
+    net.train()
+    return VisionBackbone(net, out_dim, cfg.image_size, in_chans, data_cfg["mean"], data_cfg["std"])
 
 
 @TEXT.register("transformers")

@@ -196,9 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("dataset", help="a dataset name under sweeps/datasets")
     d.add_argument("--root", help="dataset root (default: from the dataset YAML)")
     d.add_argument("overrides", nargs="*", help="key=value overrides of the dataset config")
-    args = parser.parse_args(argv)
+    # parse_known_args: overrides may also follow --root (argparse ends nargs="*" at an option)
+    args, extra = parser.parse_known_args(argv)
+    if any(x.startswith("-") or "=" not in x for x in extra):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        overrides = list(args.overrides) + ([f"root={args.root}"] if args.root else [])
+        overrides = [*args.overrides, *extra] + ([f"root={args.root}"] if args.root else [])
         print(describe(load_dataset_config(args.dataset, overrides)))
     except KdsweepError as e:
         print(f"error: {e}", file=sys.stderr)

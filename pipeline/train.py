@@ -91,7 +91,7 @@ def fit(
             terms.update({f"aux/{k}": v for k, v in out.aux_losses.items()})
             total = sum(terms.values())
             if not torch.isfinite(total):
-                shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                shown = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
                 raise NonFiniteLoss(f"non-finite loss at epoch {epoch} ({shown})")
             opt.zero_grad(set_to_none=True)
             total.backward()

