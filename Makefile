@@ -7,10 +7,18 @@ PY := $(VENV)/bin/python
 # The stamp's name carries pyproject's hash: editing dependencies re-runs the install.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
 DATASET ?= synthetic-wound
+PROFILE ?= tiny
+EXPERIMENT ?= default
+ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 5000
+MLFLOW_DB := sqlite:///$(CURDIR)/mlruns/mlflow.db
+# No model hub at run time by default; unset it (HF_HUB_OFFLINE=0) to download paper backbones.
 export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint format data demo clean
+.PHONY: help setup test test-fast lint format data demo run ui clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,14 +47,26 @@ format: setup ## ruff format and autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-data: setup ## write the synthetic datasets to data/synthetic-medpix and data/synthetic-wound
-	$(PY) -m pipeline.synth medpix --out data/synthetic-medpix
-	$(PY) -m pipeline.synth wound --out data/synthetic-wound
+data: setup data/synthetic-medpix/.done data/synthetic-wound/.done ## write the synthetic datasets to data/synthetic-{medpix,wound}
 
-demo: data ## set up, generate the synthetic data and describe both datasets
-	$(PY) -m pipeline.data describe synthetic-medpix
+data/synthetic-%/.done: pipeline/synth.py $(STAMP)
+	rm -rf data/synthetic-$*
+	$(PY) -m pipeline.synth $* --out data/synthetic-$*
+	@touch $@
+
+demo: data ## set up, generate data, run a tiny teacher -> student experiment on CPU, say where to look
 	$(PY) -m pipeline.data describe synthetic-wound
-	@echo "Datasets are in data/; their configs in sweeps/datasets/. Next: make test"
+	$(PY) -m pipeline run default dataset=synthetic-wound profile=tiny
+	@echo ""
+	@echo "Done. Runs are in the MLflow store mlruns/mlflow.db (artifacts in mlruns/artifacts)."
+	@echo "Look at them with: make ui   (then open http://$(HOST):$(PORT))"
+
+run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
+	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
+
+ui: setup ## the MLflow UI on the local store (HOST=127.0.0.1 PORT=5000)
+	@mkdir -p mlruns
+	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(MLFLOW_DB)} --host $(HOST) --port $(PORT)
 
 clean: ## remove generated data and caches (keeps .venv and mlruns/)
 	rm -rf data/ .pytest_cache .ruff_cache

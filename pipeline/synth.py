@@ -9,8 +9,8 @@ task, one of three cue modes is drawn:
   - text  (35 %): the text names the class; the image shows no pattern for this task;
   - both  (30 %): the image shows class a, the text a code b ("protocol <b>" for task 1,
     "series <b>" for task 2), and the label is (a + b) mod K: neither modality alone tells it.
-Image patterns: task 1 is a stripe texture whose orientation encodes the class, task 2 a bright
-blob whose position on a ring encodes the class. Then 8 % of labels are flipped to another class
+Image cues: task 1 is the background brightness (one level per class; without the cue the level
+is drawn from the whole range), task 2 a bright blob whose position on a ring encodes the class. Then 8 % of labels are flipped to another class
 (label noise), so no model reaches F1 1.0. Same seed -> same bytes (PNG and JSON).
 """
 
@@ -87,30 +87,30 @@ FILLER = (
 )
 
 
-def _stripes(size: int, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    angle = math.pi * k / n + rng.normal(0, 0.08)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    phase = rng.uniform(0, 2 * math.pi)
-    return 0.5 + 0.5 * np.sin(2 * math.pi * 5 * (xx * math.cos(angle) + yy * math.sin(angle)) + phase)
+def _level(k: int, n: int) -> float:
+    """Task 1's image cue: the background brightness, one level per class."""
+    return 0.12 + 0.5 * k / max(n - 1, 1)
 
 
 def _blob(size: int, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Task 2's image cue: a bright blob whose position on a ring encodes the class."""
     angle = 2 * math.pi * k / n
-    cx, cy = 0.5 + 0.3 * math.cos(angle), 0.5 + 0.3 * math.sin(angle)
+    cx, cy = 0.5 + 0.28 * math.cos(angle), 0.5 + 0.28 * math.sin(angle)
     cx, cy = cx + rng.normal(0, 0.02), cy + rng.normal(0, 0.02)
     yy, xx = np.mgrid[0:size, 0:size] / size
-    return np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.07**2))
+    return np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.09**2))
 
 
 def _image(kind: Kind, shown: list[int | None], size: int, rng: np.random.Generator) -> Image.Image:
-    img = rng.normal(0.25, 0.08, (size, size))
-    if shown[0] is not None:
-        img += 0.35 * _stripes(size, shown[0], len(kind.classes[0]), rng)
+    # Without a task-1 cue the brightness is drawn from the whole range: it tells nothing.
+    n1 = len(kind.classes[0])
+    level = _level(shown[0], n1) + rng.normal(0, 0.02) if shown[0] is not None else rng.uniform(0.1, 0.64)
+    img = level + rng.normal(0, 0.05, (size, size))
     if shown[1] is not None:
-        img += 0.6 * _blob(size, shown[1], len(kind.classes[1]), rng)
+        img += 0.35 * _blob(size, shown[1], len(kind.classes[1]), rng)
     img = np.clip(img, 0, 1)
     if kind.channels == 3:  # a skin-like tint; the cues stay in intensity
-        tint = np.array([1.0, 0.75, 0.65]) * rng.uniform(0.85, 1.0)
+        tint = np.array([1.0, 0.75, 0.65]) * rng.uniform(0.95, 1.0)
         arr = (img[..., None] * tint * 255).astype(np.uint8)
         return Image.fromarray(arr)
     return Image.fromarray((img * 255).astype(np.uint8))
@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.synth", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=sorted(KINDS))
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--n-train", type=int, default=600)
-    p.add_argument("--n-dev", type=int, default=150)
-    p.add_argument("--n-test", type=int, default=150)
+    p.add_argument("--n-train", type=int, default=1200)
+    p.add_argument("--n-dev", type=int, default=300)
+    p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
