@@ -130,9 +130,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
         path = _named_file("experiments", str(path), "experiment", "command line")
     raw, origins = read_yaml(path)
     parsed = [(text, *parse_override(text)) for text in overrides]
-    cfg = compose(raw, origins, parsed, str(path))
-    check_extensions(cfg)
-    return cfg
+    return compose(raw, origins, parsed, str(path))
 
 
 def compose(
@@ -164,7 +162,9 @@ def compose(
         if key not in ("dataset", "profile"):
             _set_path(data, key, value, f"override {text!r}")
             origins[key] = f"override {text!r}"
-    return parse(ExperimentConfig, data, origins, where)
+    cfg = parse(ExperimentConfig, data, origins, where)
+    check_extensions(cfg, origins, where)
+    return cfg
 
 
 # --------------------------------------------------------------------------- validation
@@ -335,7 +335,9 @@ def load_dataset_config(name: str, overrides: Iterable[str] = ()) -> DatasetConf
     return parse(DatasetConfig, data, origins, str(path))
 
 
-def check_extensions(cfg: ExperimentConfig) -> None:
+def check_extensions(
+    cfg: ExperimentConfig, origins: Mapping[str, str] | None = None, where: str = ""
+) -> None:
     """Names that point into registries (fusions, losses, backbone sources) and the chosen
     loss's own `params`, checked before any work. Imports torch, hence not at module load."""
     from losses import LOSSES
@@ -348,4 +350,4 @@ def check_extensions(cfg: ExperimentConfig) -> None:
         VISION.get(m.vision.source, f"{role}.vision.source")
         TEXT.get(m.text.source, f"{role}.text.source")
     loss = LOSSES.get(cfg.loss.name, "loss.name")
-    parse(loss.Params, dict(cfg.loss.params), where="loss.params")
+    _convert_dataclass(loss.Params, dict(cfg.loss.params), "loss.params", origins or {}, where)

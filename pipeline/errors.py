@@ -30,6 +30,8 @@ class DataError(KdsweepError):
 def closest(name: str, valid: Iterable[str], n: int = 3) -> str:
     """'did you mean' text for an unknown name: the closest valid names, else all of them."""
     valid = sorted(valid)
+    if not valid:
+        return "this section takes no keys"
     near = difflib.get_close_matches(name, valid, n=n, cutoff=0.5)
     if near:
         return "closest: " + ", ".join(near)

@@ -4,7 +4,8 @@ The teacher is identified by `teacher_hash` (teacher sub-config, dataset, seed, 
 settings it depends on). A FINISHED teacher run with that hash is reused from its MLflow
 checkpoint instead of retrained (`retrain_teacher=True` forces). The student run is tagged with
 its teacher's run id. Metric names: see pipeline.evaluate; tracked prefixes are ``train/``,
-``dev/`` (per epoch), ``test/`` and ``latency_ms``, ``latency_p90_ms``, ``size_mb``, ``params``.
+``dev/`` (per epoch), ``best_dev/`` (the restored best checkpoint on dev), ``test/`` and
+``latency_ms``, ``latency_p90_ms``, ``size_mb``, ``params``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def evaluate_and_log(
     pred = predict(model, loader, device)
     values, cms = metrics(pred, data.label_maps)
     out = {f"test/{k}": v for k, v in values.items()}
+    # dev metrics of the restored best checkpoint: what model selection may look at (never test)
+    dev, _ = metrics(predict(model, data.loader("dev", cfg.train.eval_batch_size), device), data.label_maps)
+    out.update({f"best_dev/{k}": v for k, v in dev.items() if "/precision/" not in k and "/recall/" not in k})
     out.update(latency_ms(model, next(iter(loader)), device, runs=cfg.train.latency_runs))
     out.update({"size_mb": size_mb(model), "params": float(parameter_count(model))})
     log.metrics(out)

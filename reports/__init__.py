@@ -1,0 +1,1 @@
+"""Report stage: regenerates docs/*.md from the MLflow database (the report issue)."""
