@@ -18,7 +18,11 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint format data demo run ui clean
+SWEEP ?= sweeps/loss.yaml
+SEEDS ?=
+SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+.PHONY: help setup test test-fast lint format data demo run sweep sweep-loss sweep-fusion sweep-kd sweep-backbone ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +67,21 @@ demo: data ## set up, generate data, run a tiny teacher -> student experiment on
 
 run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
+
+sweep: data ## a study: make sweep SWEEP=sweeps/<file>.yaml [DATASET= PROFILE= SEEDS= ARGS="key=value"]
+	$(PY) -m pipeline sweep $(SWEEP) $(SWEEP_ARGS)
+
+sweep-loss: data ## the loss study (seed 000): none/vanilla/combined/crd/rkd/mmd, cross_attention fusion
+	$(PY) -m pipeline sweep sweeps/loss.yaml $(SWEEP_ARGS)
+
+sweep-fusion: data ## the fusion study (seed 001): 8 fusions x layers x heads
+	$(PY) -m pipeline sweep sweeps/fusion.yaml $(SWEEP_ARGS)
+
+sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
+	$(PY) -m pipeline sweep sweeps/kd.yaml $(SWEEP_ARGS)
+
+sweep-backbone: data ## the backbone study: student vision x text backbones
+	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
 
 ui: setup ## the MLflow UI on the local store (HOST=127.0.0.1 PORT=5000)
 	@mkdir -p mlruns

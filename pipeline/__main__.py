@@ -1,6 +1,7 @@
 """kdsweep command line.
 
     python -m pipeline run <experiment.yaml|name> [key=value ...] [--retrain-teacher]
+    python -m pipeline sweep <study.yaml|name> [key=value ...] [--dataset D --profile P --seeds N]
     python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
 
 User errors print one line (``error: ...``) and exit 2; a failed run exits 1.
@@ -71,6 +72,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.sweep import run_sweep
+    from pipeline.tracking import tracking_uri
+
+    console = Console()
+    if not console.is_terminal:  # logs and CI: do not fold the summary into 80 columns
+        console = Console(width=160)
+    extra = [
+        *([f"dataset={args.dataset}"] if args.dataset else []),
+        *([f"profile={args.profile}"] if args.profile else []),
+        *args.overrides,
+    ]
+    console.print(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking_uri()}")
+    result = run_sweep(args.study, extra, args.seeds, say=console.print)
+    table = Table(title=f"sweep summary, sorted by {result.metric} (dev; test shown, never used to choose)")
+    for col in ("#", "configuration", "status", result.metric, "test avg F1", "run id / error"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(result.rows, 1):
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        table.add_row(str(i), r.label, r.status, fmt(r.dev), fmt(r.test_avg_f1), r.run_id or (r.error or ""))
+    console.print(table)
+    console.print(
+        f"parent run {result.parent_run_id} in MLflow experiment {result.experiment}; "
+        f"{result.teachers_trained} teacher(s) trained"
+    )
+    console.print("open the MLflow UI: make ui  (runs are grouped under the parent run)")
+    return 1 if any(r.status == "FAILED" for r in result.rows) and not args.allow_failures else 0
+
+
 def _config(args: argparse.Namespace) -> int:
     from pipeline.config import config_hash, dump_yaml, load_experiment
 
@@ -91,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain-teacher", action="store_true", help="train the teacher even if a FINISHED one exists"
     )
     r.set_defaults(func=_run)
+    w = sub.add_parser("sweep", help="run a study (sweeps/<study>.yaml) through Ray Tune")
+    w.add_argument("study", help="a study YAML file, or a name under sweeps/ (loss, fusion, kd, backbone)")
+    w.add_argument("overrides", nargs="*", help="key.sub=value overrides applied to every trial")
+    w.add_argument("--dataset", help="dataset name (sweeps/datasets)")
+    w.add_argument("--profile", help="model profile (sweeps/profiles)")
+    w.add_argument("--seeds", type=int, help="repeat every configuration over seeds 0..N-1")
+    w.add_argument("--allow-failures", action="store_true", help="exit 0 even when some trials failed")
+    w.set_defaults(func=_sweep)
     c = sub.add_parser("config", help="print the resolved config and its hash")
     c.add_argument("experiment")
     c.add_argument("overrides", nargs="*")

@@ -144,73 +144,103 @@ def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
     }
 
 
-def run_experiment(
-    cfg: ExperimentConfig,
-    retrain_teacher: bool = False,
-    say: Say = print,
-    on_epoch: Callable[[str, int, dict], None] | None = None,
-) -> RunResult:
+@dataclass(frozen=True)
+class Tracking:
+    """Where runs go: the sweep's parent run and tags every run of the sweep carries."""
+
+    parent_run_id: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    name_suffix: str = ""
+
+
+def prepare(cfg: ExperimentConfig, say: Say = print) -> tuple[DataBundle, torch.device]:
     device = resolve_device(cfg.train.device)
     size = max(cfg.teacher.vision.image_size, cfg.student.vision.image_size)
-    data = load_data(
-        cfg.dataset,
-        size,
-        {"teacher": cfg.teacher.text.tokenizer, "student": cfg.student.text.tokenizer},
-        cfg.train.augment,
-    )
+    tokenizers = {"teacher": cfg.teacher.text.tokenizer, "student": cfg.student.text.tokenizer}
+    data = load_data(cfg.dataset, size, tokenizers, cfg.train.augment)
     n = {s: len(d) for s, d in data.splits.items()}
     say(
         f"data {cfg.dataset.name}: train {n['train']} / dev {n['dev']} / test {n['test']}; tasks "
         + ", ".join(f"{t} ({k} classes)" for t, k in data.num_classes().items())
         + f"; device {device}"
     )
-    exp = experiment_name(cfg)
-    th = teacher_hash(cfg)
-    teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
-    found = None if retrain_teacher else tracking.find_finished(exp, {"stage": "teacher", "teacher_hash": th})
+    return data, device
+
+
+def ensure_teacher(
+    cfg: ExperimentConfig,
+    data: DataBundle,
+    device: torch.device,
+    retrain: bool = False,
+    where: Tracking = Tracking(),
+    say: Say = print,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+) -> tuple[KDModel, str, bool, dict[str, float]]:
+    """(teacher, its run id, whether it was reused, its test metrics): a FINISHED teacher run
+    with the same teacher hash is loaded from MLflow; otherwise one is trained and logged."""
+    exp, th = experiment_name(cfg), teacher_hash(cfg)
+    found = None if retrain else tracking.find_finished(exp, {"stage": "teacher", "teacher_hash": th})
     if found:
+        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
         teacher.load_state_dict(tracking.load_state_dict(found, "teacher/model.pt"))
-        teacher_run, reused = found, True
-        t_metrics = {
+        keep = ("latency_ms", "size_mb", "params")
+        metrics_ = {
             k: v
             for k, v in tracking.get_run(found).data.metrics.items()
-            if k.startswith("test/") or k in ("latency_ms", "size_mb", "params")
+            if k.startswith("test/") or k in keep
         }
         say(f"teacher: reusing FINISHED run {found} (teacher hash {th})")
-    else:
+        return teacher, found, True, metrics_
+    name = f"{cfg.dataset.name}-teacher-{cfg.teacher.fusion.name}-s{cfg.seed}"
+    with tracking.run(
+        exp, name, {**_tags(cfg, "teacher"), **where.tags, "config_hash": th}, where.parent_run_id
+    ) as log:
+        _log_common(log, cfg, data)
+        # built inside the run: a model that fails to build is a FAILED run with its reason
+        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
         say(f"teacher: training ({parameter_count(teacher) / 1e6:.2f} M params, hash {th})")
-        with tracking.run(
-            exp,
-            f"{cfg.dataset.name}-teacher-{cfg.teacher.fusion.name}-s{cfg.seed}",
-            {**_tags(cfg, "teacher"), "config_hash": th},
-        ) as log:
-            _log_common(log, cfg, data)
-            label_only = LOSSES.get("none")(cfg.loss, loss_context(data, teacher, teacher))
-            fit(
-                teacher,
-                label_only,
-                data,
-                cfg.train,
-                cfg.train.teacher_epochs,
-                cfg.seed,
-                device,
-                on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("teacher", e, r)),
-            )
-            t_metrics = evaluate_and_log(teacher, data, cfg, device, log)
-            log.state_dict(teacher.state_dict(), "teacher/model.pt")
-            teacher_run, reused = log.run_id, False
-    frozen = FrozenTeacher(teacher).to(device)
-    student = build_model(cfg.student, data, "student", cfg.seed + 1)
-    loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, loss_context(data, student, teacher))
-    say(f"student: distilling with {cfg.loss.name} ({parameter_count(student) / 1e6:.2f} M params)")
+        label_only = LOSSES.get("none")(cfg.loss, loss_context(data, teacher, teacher))
+        fit(
+            teacher,
+            label_only,
+            data,
+            cfg.train,
+            cfg.train.teacher_epochs,
+            cfg.seed,
+            device,
+            on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("teacher", e, r)),
+        )
+        metrics_ = evaluate_and_log(teacher, data, cfg, device, log)
+        log.state_dict(teacher.state_dict(), "teacher/model.pt")
+        return teacher, log.run_id, False, metrics_
+
+
+def run_student(
+    cfg: ExperimentConfig,
+    data: DataBundle,
+    device: torch.device,
+    teacher: KDModel,
+    teacher_run: str,
+    where: Tracking = Tracking(),
+    say: Say = print,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+) -> tuple[str, dict[str, float]]:
+    """Distil a student from the frozen teacher; (its run id, its final metrics)."""
     tags = {
         **_tags(cfg, "student"),
+        **where.tags,
         "loss": cfg.loss.name,
         "config_hash": config_hash(cfg),
         "teacher_run_id": teacher_run,
     }
-    with tracking.run(exp, run_name(cfg), tags) as log:
+    with tracking.run(
+        experiment_name(cfg), run_name(cfg) + where.name_suffix, tags, where.parent_run_id
+    ) as log:
         _log_common(log, cfg, data)
+        frozen = FrozenTeacher(teacher).to(device)
+        student = build_model(cfg.student, data, "student", cfg.seed + 1)
+        loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, loss_context(data, student, teacher))
+        say(f"student: distilling with {cfg.loss.name} ({parameter_count(student) / 1e6:.2f} M params)")
         fit(
             student,
             loss_fn,
@@ -222,11 +252,26 @@ def run_experiment(
             teacher=frozen,
             on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("student", e, r)),
         )
-        s_metrics = evaluate_and_log(student, data, cfg, device, log)
+        metrics_ = evaluate_and_log(student, data, cfg, device, log)
         log.state_dict(student.state_dict(), "student/model.pt")
         with tempfile.TemporaryDirectory() as d:
             for role, tok in data.tokenizers.items():
                 tok.save_pretrained(Path(d) / role)
             log.folder(Path(d), "tokenizers")
-        student_run = log.run_id
+        return log.run_id, metrics_
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    retrain_teacher: bool = False,
+    say: Say = print,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+    where: Tracking = Tracking(),
+) -> RunResult:
+    """data -> teacher (trained once, reused) -> student -> evaluation, all tracked."""
+    data, device = prepare(cfg, say)
+    teacher, teacher_run, reused, t_metrics = ensure_teacher(
+        cfg, data, device, retrain_teacher, where, say, on_epoch
+    )
+    student_run, s_metrics = run_student(cfg, data, device, teacher, teacher_run, where, say, on_epoch)
     return RunResult(teacher_run, student_run, reused, t_metrics, s_metrics)

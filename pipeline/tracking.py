@@ -15,6 +15,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -34,25 +35,44 @@ _BATCH = 100  # MLflow's limit of params per log_batch call
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI or the embedded sqlite store. A sqlite URI gets a 60 s busy timeout
+    (and the database WAL journaling, see `client`): parallel trials wait, never fail locked."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and "?" not in uri:
+        uri += "?timeout=60"
+    return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///").split("?")[0]) if uri.startswith("sqlite:///") else None
+
+
+_WAL_DONE: set[Path] = set()
 
 
 def client() -> MlflowClient:
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = _sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    c = MlflowClient(uri)
+    if db is not None and db not in _WAL_DONE:
+        c.search_experiments(max_results=1)  # creates the schema on first use
+        with sqlite3.connect(db, timeout=60) as con:  # readers no longer block the writer
+            con.execute("PRAGMA journal_mode=WAL")
+        _WAL_DONE.add(db)
+    return c
 
 
 def experiment_id(c: MlflowClient, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    uri = tracking_uri()
+    db = _sqlite_path(tracking_uri())
     location = None
-    if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the CWD
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    if db is not None:  # keep artifacts beside the database, not in the CWD
+        location = (db.parent / "artifacts").resolve().as_uri()
     try:
         return c.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel process
@@ -173,3 +193,31 @@ def load_state_dict(run_id: str, path: str) -> dict[str, torch.Tensor]:
 
 def get_run(run_id: str):
     return client().get_run(run_id)
+
+
+def search(experiment: str, tags: Mapping[str, str], status: str | None = None) -> list:
+    """All runs of `experiment` carrying `tags` (and `status`), every page."""
+    c = client()
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    clauses = [f"tags.{k} = '{v}'" for k, v in tags.items()]
+    if status:
+        clauses.append(f"attributes.status = '{status}'")
+    runs, token = [], None
+    while True:
+        page = c.search_runs([exp.experiment_id], " and ".join(clauses), max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def kill_stale(experiment: str, tags: Mapping[str, str], reason: str) -> list[str]:
+    """Mark RUNNING runs carrying `tags` KILLED (their process is gone); their ids."""
+    c = client()
+    stale = [r.info.run_id for r in search(experiment, tags, "RUNNING")]
+    for run_id in stale:
+        c.set_tag(run_id, "failure_reason", reason)
+        c.set_terminated(run_id, "KILLED")
+    return stale

@@ -1,0 +1,201 @@
+"""Studies: a base experiment + a search space, loaded and checked before any trial starts.
+
+A study file (sweeps/<name>.yaml)::
+
+    experiment: default                 # base experiment (sweeps/experiments/<name>.yaml)
+    overrides: [student.fusion.name=cross_attention]   # fixed for every trial
+    space:                              # dotted keys; "a,b" ties keys to one value
+      loss.name: [none, vanilla, combined]             # a list: grid values / choices
+      loss.alpha: {low: 0.1, high: 0.9}                # a range (random / optuna only)
+    metric: dev/avg_f1                  # chosen on dev, never on test
+    mode: max
+    search: {algorithm: grid, num_samples: 1}          # grid | random | optuna
+    seeds: [0]                          # every configuration is repeated over these seeds
+    scheduler: none                     # or asha: stop weak trials early on the dev metric
+    resources: {cpu: 1, gpu: 0}         # per trial; fractional GPUs pack students on a card
+    retries: 0
+
+Every discrete combination (ranges at both ends) is composed into a full experiment config
+and validated now, so an invalid one is refused with its key and reason before Ray starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.config import config_hash, load_experiment, parse, read_yaml, sweeps_dir
+from pipeline.errors import ConfigError
+from pipeline.schema import ExperimentConfig, non_negative, positive
+
+
+@dataclass(frozen=True, kw_only=True)
+class Search:
+    algorithm: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = positive(default=1)  # configurations drawn by random / optuna
+    seed: int = 0  # of the random / optuna sampler
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    cpu: float = positive(default=1.0)
+    gpu: float = non_negative(default=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    name: str
+    description: str = ""
+    experiment: str = "default"
+    overrides: tuple[str, ...] = ()
+    space: Mapping[str, Any] = field(default_factory=dict)
+    metric: str = "dev/avg_f1"
+    mode: Literal["max", "min"] = "max"
+    search: Search = Search()
+    seeds: tuple[int, ...] = (0,)
+    scheduler: Literal["none", "asha"] = "none"
+    resources: Resources = Resources()
+    max_concurrent: int = non_negative(default=0)  # 0: as many as the resources allow
+    retries: int = non_negative(default=0)
+
+    def validate(self) -> None:
+        if not self.metric.startswith("dev/"):
+            raise ValueError(
+                "metric", f"expected a dev metric (dev/avg_f1 or dev/<task>/f1), got {self.metric!r}"
+            )
+        if not self.seeds:
+            raise ValueError("seeds", "expected at least one seed")
+        for key, spec in self.space.items():
+            if isinstance(spec, tuple):
+                if not spec:
+                    raise ValueError(f"space.{key}", "expected a non-empty list of values")
+            elif isinstance(spec, Mapping):
+                if set(spec) - {"low", "high", "log", "int"} or not {"low", "high"} <= set(spec):
+                    raise ValueError(f"space.{key}", "expected a list or {low, high[, log, int]}")
+                if self.search.algorithm == "grid":
+                    raise ValueError(
+                        f"space.{key}", "a range needs search.algorithm random or optuna; grid takes lists"
+                    )
+            else:
+                raise ValueError(f"space.{key}", f"expected a list of values or a range, got {spec!r}")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration of a study at one seed: its overrides and its validated config."""
+
+    point: Mapping[str, Any]  # space key -> value
+    seed: int
+    overrides: tuple[str, ...]
+    cfg: ExperimentConfig
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.cfg)
+
+
+def _path(study: str | Path) -> Path:
+    p = Path(study)
+    if p.suffix or p.exists():
+        return p
+    return sweeps_dir() / f"{study}.yaml"
+
+
+def load_study(study: str | Path, seeds: int | None = None) -> tuple[StudyConfig, str]:
+    """The study config and its YAML text (logged with the parent run)."""
+    path = _path(study)
+    if not path.is_file():
+        names = sorted(p.stem for p in sweeps_dir().glob("*.yaml"))
+        raise ConfigError(f"{path}: study not found (studies: {', '.join(names)})")
+    raw, origins = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    if seeds is not None:
+        if seeds <= 0:
+            raise ConfigError(f"SEEDS: expected a number of seeds > 0, got {seeds}")
+        raw["seeds"] = list(range(seeds))
+    return parse(StudyConfig, raw, origins, str(path)), path.read_text(encoding="utf-8")
+
+
+def _fmt(value: Any) -> str:
+    """A value as override text; sections (mappings) and lists as JSON, which YAML reads back."""
+    if isinstance(value, Mapping | tuple | list):
+        import json
+
+        from pipeline.config import to_dict
+
+        return json.dumps(to_dict(value))
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def short(value: Any) -> str:
+    """A value for labels and run names: a section by its name."""
+    if isinstance(value, Mapping):
+        return str(value.get("name", "section"))
+    return _fmt(value)
+
+
+def trial_overrides(
+    fixed: Iterable[str], extra: Iterable[str], point: Mapping[str, Any], seed: int
+) -> tuple[str, ...]:
+    """Overrides of one trial, in order: study fixed < command line < the point < seed."""
+    out = [*fixed, *extra]
+    for key, value in point.items():
+        out += [f"{k.strip()}={_fmt(value)}" for k in key.split(",")]
+    return (*out, f"seed={seed}")
+
+
+def make_trial(study: StudyConfig, extra: Iterable[str], point: Mapping[str, Any], seed: int) -> Trial:
+    overrides = trial_overrides(study.overrides, extra, point, seed)
+    try:
+        cfg = load_experiment(study.experiment, overrides)
+    except ConfigError as e:
+        shown = ", ".join(f"{k}={short(v)}" for k, v in point.items())
+        raise ConfigError(f"study {study.name!r}: invalid configuration [{shown}] seed={seed}: {e}") from None
+    return Trial(dict(point), seed, overrides, cfg)
+
+
+def _values(spec: Any) -> list:
+    """Discrete values of a space entry (a range contributes its two ends, for validation)."""
+    if isinstance(spec, tuple):
+        return list(spec)
+    lo, hi = spec["low"], spec["high"]
+    return [int(lo), int(hi)] if spec.get("int") else [float(lo), float(hi)]
+
+
+def _sample(spec: Any, rng: random.Random) -> Any:
+    if isinstance(spec, tuple):
+        return spec[rng.randrange(len(spec))]
+    lo, hi = float(spec["low"]), float(spec["high"])
+    if spec.get("log"):
+        import math
+
+        value = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    else:
+        value = rng.uniform(lo, hi)
+    return int(round(value)) if spec.get("int") else value
+
+
+def expand(study: StudyConfig, extra: Iterable[str] = ()) -> list[Trial]:
+    """Every trial of a grid or random study (seeds included), all validated. For optuna, the
+    discrete corners of the space (validated; trials are suggested while the study runs)."""
+    extra = tuple(extra)
+    keys = list(study.space)
+    if study.search.algorithm == "random":
+        rng = random.Random(study.search.seed)
+        points = [{k: _sample(study.space[k], rng) for k in keys} for _ in range(study.search.num_samples)]
+        corners = [
+            dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(_values(study.space[k]) for k in keys))
+        ]
+        for point in corners:  # ranges: both ends must be valid too
+            make_trial(study, extra, point, study.seeds[0])
+    else:
+        points = [
+            dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(_values(study.space[k]) for k in keys))
+        ]
+    return [make_trial(study, extra, p, s) for p in points for s in study.seeds]

@@ -1,0 +1,222 @@
+"""The only module that talks to Ray Tune.
+
+Ray starts on this machine by default; RAY_ADDRESS joins an existing cluster (the code and the
+environment variables kdsweep reads travel with the job's runtime_env). Each trial asks for
+`resources` (fractional GPUs allowed, so small students pack onto one card) and runs one
+teacher or one student as a plain function: the MLflow runs are written by the trial itself,
+through pipeline.run / pipeline.tracking.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live table: trial, status, epoch, dev F1
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PASS_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "KDSWEEP_CACHE",
+    "HF_HUB_OFFLINE",
+    "TOKENIZERS_PARALLELISM",
+    "HF_HOME",
+    "MEDPIX_ROOT",
+    "WOUND_ROOT",
+    "SYNTHETIC_MEDPIX_ROOT",
+    "SYNTHETIC_WOUND_ROOT",
+    "KDSWEEP_SWEEPS_DIR",
+)
+
+
+def start() -> None:
+    """ray.init once: locally, or the cluster at RAY_ADDRESS."""
+    if ray.is_initialized():
+        return
+    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+    if os.environ.get("RAY_ADDRESS"):
+        excludes = [".venv", "data", "mlruns", "docs", ".git", "**/__pycache__"]
+        runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": excludes}
+        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+
+
+def _threads(cpu: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(cpu)))  # trials side by side must not oversubscribe cores
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _reporter(stage: str, metric: str):
+    def on_epoch(role: str, epoch: int, record: dict) -> None:
+        if role == stage:
+            tune.report({"stage": stage, "epoch": epoch, "dev_metric": record[metric]})
+
+    return on_epoch
+
+
+def teacher_trial(config: dict) -> None:
+    """Train (or find) the teacher of one teacher configuration."""
+    from pipeline.config import load_experiment
+    from pipeline.run import Tracking, ensure_teacher, prepare
+
+    config = {**config.get("trial", {}), **config}
+    _threads(config["cpu"])
+    cfg = load_experiment(config["experiment"], config["overrides"])
+    data, device = prepare(cfg, _quiet)
+    where = Tracking(config["parent"], dict(config["tags"]))
+    _, run_id, reused, _ = ensure_teacher(
+        cfg, data, device, False, where, _quiet, _reporter("teacher", "dev/avg_f1")
+    )
+    tune.report({"stage": "teacher", "run_id": run_id, "reused": reused})
+
+
+def student_trial(config: dict) -> None:
+    """Distil one student configuration; a configuration already FINISHED is not run again."""
+    from pipeline import tracking
+    from pipeline.config import config_hash, load_experiment
+    from pipeline.run import Tracking, ensure_teacher, experiment_name, prepare, run_student
+
+    config = {**config.get("trial", {}), **config}
+    _threads(config["cpu"])
+    overrides = list(config["overrides"])
+    if "point" in config:  # suggested by a searcher (optuna): the point and the seed index
+        from pipeline.study import trial_overrides
+
+        seeds = config["seeds"]
+        seed = seeds[config.get("__trial_index__", 0) % len(seeds)]
+        overrides = list(trial_overrides(config["fixed"], config["extra"], config["point"], seed))
+    cfg = load_experiment(config["experiment"], overrides)
+    metric, exp = config["metric"], experiment_name(cfg)
+    done = tracking.find_finished(exp, {"stage": "student", "config_hash": config_hash(cfg)})
+    if done:
+        m = tracking.get_run(done).data.metrics
+        tune.report(
+            {
+                "dev_metric": m.get(f"best_{metric}", float("nan")),
+                "test_avg_f1": m.get("test/avg_f1"),
+                "run_id": done,
+                "skipped": True,
+            }
+        )
+        return
+    data, device = prepare(cfg, _quiet)
+    where = Tracking(config["parent"], dict(config["tags"]), config.get("suffix", ""))
+    teacher, teacher_run, _, _ = ensure_teacher(cfg, data, device, False, where, _quiet)
+    run_id, m = run_student(
+        cfg, data, device, teacher, teacher_run, where, _quiet, _reporter("student", metric)
+    )
+    tune.report(
+        {
+            "stage": "student",
+            "dev_metric": m[f"best_{metric}"],
+            "test_avg_f1": m["test/avg_f1"],
+            "run_id": run_id,
+        }
+    )
+
+
+def _space(space: Mapping[str, Any]) -> dict:
+    out = {}
+    for key, spec in space.items():
+        if isinstance(spec, tuple | list):
+            out[key] = tune.choice(list(spec))
+        elif spec.get("int"):
+            out[key] = tune.randint(int(spec["low"]), int(spec["high"]) + 1)
+        elif spec.get("log"):
+            out[key] = tune.loguniform(float(spec["low"]), float(spec["high"]))
+        else:
+            out[key] = tune.uniform(float(spec["low"]), float(spec["high"]))
+    return out
+
+
+def run_trials(
+    kind: str,
+    configs: Sequence[dict],
+    *,
+    cpu: float,
+    gpu: float,
+    max_concurrent: int,
+    retries: int,
+    name: str,
+    columns: Sequence[str],
+    metric: str | None = None,
+    mode: str = "max",
+    asha: bool = False,
+    optuna: dict | None = None,
+) -> list[dict]:
+    """Run `configs` (one trial each) through tune.Tuner; for `optuna`, a searcher suggests
+    `optuna["num_samples"]` points of `optuna["space"]`, each repeated over its seeds.
+    Returns one row per trial: its config, status, last result and error."""
+    start()
+    trainable = tune.with_resources(
+        teacher_trial if kind == "teacher" else student_trial, {"cpu": cpu, "gpu": gpu}
+    )
+    common = {"cpu": cpu}
+    search_alg, num_samples = None, 1
+    if optuna is not None:
+        from ray.tune.search import ConcurrencyLimiter, Repeater
+        from ray.tune.search.optuna import OptunaSearch
+
+        param_space = {**common, **optuna["fixed"], "point": _space(optuna["space"])}
+        searcher = OptunaSearch(metric="dev_metric", mode=mode, seed=optuna["seed"])
+        search_alg = Repeater(searcher, repeat=len(optuna["fixed"]["seeds"]))
+        if max_concurrent:
+            search_alg = ConcurrencyLimiter(search_alg, max_concurrent=max_concurrent)
+        num_samples = optuna["num_samples"] * len(optuna["fixed"]["seeds"])
+    else:
+        param_space = {**common, "trial": tune.grid_search(list(configs))}
+    scheduler = None
+    if asha:
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2)
+    reporter = tune.CLIReporter(
+        metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev F1"},
+        parameter_columns={"trial/label": "config"} if optuna is None else list(columns),
+        max_report_frequency=10,
+        max_column_length=60,
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="dev_metric" if (metric and (asha or optuna)) else None,
+            mode=mode if (asha or optuna) else None,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=num_samples,
+            max_concurrent_trials=(max_concurrent or None) if optuna is None else None,
+            reuse_actors=True,  # a worker keeps torch, the data and the tokenizers loaded
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(PROJECT_ROOT / "data" / "ray_results"),
+            progress_reporter=reporter,
+            failure_config=tune.FailureConfig(max_failures=retries),
+            verbose=1,
+        ),
+    )
+    grid = tuner.fit()
+    rows = []
+    for result in grid:
+        cfg = result.config.get("trial", result.config)
+        rows.append(
+            {
+                "config": cfg,
+                "metrics": dict(result.metrics or {}),
+                "error": str(result.error).strip().splitlines()[-1] if result.error else None,
+            }
+        )
+    return rows
