@@ -1,0 +1,221 @@
+"""Sweeps through real Ray Tune trials into a real MLflow store (sqlite in a tmp dir, and an
+`mlflow server` process over HTTP)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import ConfigError
+from support import runs_by_stage, tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _study(tmp_path: Path, space: dict, **extra) -> Path:
+    path = tmp_path / "study.yaml"
+    data = {
+        "experiment": "default",
+        "space": space,
+        "metric": "dev/avg_f1",
+        "mode": "max",
+        "seeds": [0],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _env(uri: str, cache: Path) -> dict:
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+def _sweep_cmd(study: Path, root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "sweep", str(study), *tiny_overrides(root, epochs=1), *extra]
+
+
+def _children(client: MlflowClient, parent_id: str) -> list:
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000)
+
+
+def test_sweep_runs_concurrent_trials_under_one_parent(tmp_path, synth_wound, kdsweep_cache, monkeypatch):
+    """4 trials at once (0.5 CPU each) on sqlite: parent/child runs, statuses, one teacher,
+    every epoch's metric present (no 'database is locked', nothing lost)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    study = _study(tmp_path, {"loss.name": ["none", "vanilla", "combined", "rkd"]}, resources={"cpu": 0.5})
+    import ray
+
+    from pipeline.sweep import run_sweep
+
+    try:
+        result = run_sweep(str(study), tiny_overrides(synth_wound, epochs=2), say=lambda s: None)
+    finally:
+        ray.shutdown()  # Ray was started in this process with this test's environment
+    client = MlflowClient(uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["stage"] == "sweep"
+    assert parent.data.tags["study"] == "study" and parent.data.tags["dataset"] == "synthetic-wound"
+    assert "git_commit" in parent.data.tags
+    assert "study.yaml" in {a.path for a in client.list_artifacts(result.parent_run_id)}
+    children = _children(client, result.parent_run_id)
+    students = [r for r in children if r.data.tags["stage"] == "student"]
+    teachers = [r for r in children if r.data.tags["stage"] == "teacher"]
+    assert len(students) == 4 and len(teachers) == 1
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert {r.data.tags["mlflow.runName"] for r in students} == {
+        f"synthetic-wound-cross_attention-{loss}-s0" for loss in ("none", "vanilla", "combined", "rkd")
+    }
+    assert all(r.data.tags["teacher_run_id"] == teachers[0].info.run_id for r in students)
+    for r in students:  # every epoch of every trial made it to the store
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "dev/avg_f1")] == [1, 2]
+        assert "test/avg_f1" in r.data.metrics
+    assert [row.status for row in result.rows] == ["FINISHED"] * 4
+    devs = [row.dev for row in result.rows]
+    assert devs == sorted(devs, reverse=True)
+
+
+def test_invalid_combination_is_refused_before_any_trial(tmp_path, synth_wound, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    study = _study(tmp_path, {"student.fusion.heads": [2, 3]})
+    from pipeline.sweep import run_sweep
+
+    with pytest.raises(
+        ConfigError, match=r"student.fusion.heads=3.*student.fusion.dim: expected dim divisible by heads"
+    ):
+        run_sweep(str(study), tiny_overrides(synth_wound), say=lambda s: None)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was started or written
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wound, kdsweep_cache):
+    """kill -9 the driver after a trial finished; the same command resumes: failures stay
+    isolated, nothing runs twice, nothing is left RUNNING."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    # num_heads=3 does not divide the ViT width 64: that trial raises inside timm at build time
+    space = {"loss.name": ["none", "vanilla"], "student.vision.kwargs.num_heads": [2, 3]}
+    study = _study(tmp_path, space, max_concurrent=1)
+    env = _env(uri, kdsweep_cache)
+    driver = subprocess.Popen(
+        _sweep_cmd(study, synth_wound),
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def one_finished() -> bool:
+            try:
+                return any(r.info.status == "FINISHED" for r in runs_by_stage(client, "student"))
+            except Exception:
+                return False
+
+        _wait_for(one_finished, 300, "a FINISHED student run")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        driver.wait()
+    second = subprocess.run(
+        _sweep_cmd(study, synth_wound), cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert second.returncode == 1, second.stderr[-2000:]  # failed trials remain: non-zero exit
+    assert "FINISHED earlier" in second.stdout
+    students = runs_by_stage(client, "student")
+    assert not [r for r in students if r.info.status == "RUNNING"]
+    finished = [r for r in students if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags["config_hash"] for r in finished) == sorted(
+        {r.data.tags["config_hash"] for r in finished}
+    )
+    assert len(finished) == 2  # the two heads=2 configurations, once each
+    failed = [r for r in students if r.info.status == "FAILED"]
+    assert failed and all(
+        "num_heads" in r.data.tags["failure_reason"] or "divisible" in r.data.tags["failure_reason"]
+        for r in failed
+    )
+    assert len(runs_by_stage(client, "teacher")) == 1
+    parents = [r for r in runs_by_stage(client, "sweep")]
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"KILLED", "FINISHED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sweep_against_a_real_mlflow_server(tmp_path, synth_wound, kdsweep_cache):
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        def healthy() -> bool:
+            try:
+                return urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200
+            except OSError:
+                return False
+
+        _wait_for(healthy, 120, "mlflow server")
+        study = _study(tmp_path, {"loss.name": ["none", "vanilla"]})
+        done = subprocess.run(
+            _sweep_cmd(study, synth_wound),
+            cwd=REPO,
+            env=_env(uri, kdsweep_cache),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        client = MlflowClient(uri)
+        students = runs_by_stage(client, "student")
+        assert len(students) == 2 and all(r.info.status == "FINISHED" for r in students)
+        # artifacts travel through the server (proxied), not a shared disk
+        arts = {a.path for a in client.list_artifacts(students[0].info.run_id, "student")}
+        assert arts == {"student/model.pt"}
+        (teacher,) = runs_by_stage(client, "teacher")
+        assert (tmp_path / "artifacts").is_dir() and any((tmp_path / "artifacts").rglob("model.pt"))
+        assert teacher.info.artifact_uri.startswith("mlflow-artifacts:")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
