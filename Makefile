@@ -58,12 +58,12 @@ data/synthetic-%/.done: pipeline/synth.py $(STAMP)
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*
 	@touch $@
 
-demo: data ## set up, generate data, run a tiny teacher -> student experiment on CPU, say where to look
+demo: data ## set up, generate data, run the loss study (tiny models, CPU) and say where to look
 	$(PY) -m pipeline.data describe synthetic-wound
-	$(PY) -m pipeline run default dataset=synthetic-wound profile=tiny
+	$(PY) -m pipeline sweep sweeps/loss.yaml --dataset synthetic-wound --profile tiny
 	@echo ""
-	@echo "Done. Runs are in the MLflow store mlruns/mlflow.db (artifacts in mlruns/artifacts)."
-	@echo "Look at them with: make ui   (then open http://$(HOST):$(PORT))"
+	@echo "Done. Runs are in the MLflow store mlruns/mlflow.db (artifacts in mlruns/artifacts),"
+	@echo "grouped under the sweep's parent run. Look at them with: make ui  (http://$(HOST):$(PORT))"
 
 run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
@@ -82,6 +82,12 @@ sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
 
 sweep-backbone: data ## the backbone study: student vision x text backbones
 	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
+
+mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out
+	@mkdir -p mlruns/server
+	@echo "export MLFLOW_TRACKING_URI=http://$(HOST):$(PORT)   # then any make sweep-* / make run"
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/server/mlflow.db \
+	  --serve-artifacts --artifacts-destination $(CURDIR)/mlruns/server/artifacts --host $(HOST) --port $(PORT)
 
 ui: setup ## the MLflow UI on the local store (HOST=127.0.0.1 PORT=5000)
 	@mkdir -p mlruns

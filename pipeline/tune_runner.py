@@ -14,14 +14,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live table: trial, status, epoch, dev F1
+os.environ.setdefault(
+    "RAY_AIR_NEW_OUTPUT", "0"
+)  # Ray's classic status table (see Progress for the live view)
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Trials run in the driver's working directory, so relative paths (dataset roots such as
+# data/synthetic-wound, the sqlite store) mean the same thing in a trial as on the command line.
+os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PASS_ENV = (
+    "RAY_CHDIR_TO_TRIAL_DIR",
     "MLFLOW_TRACKING_URI",
     "KDSWEEP_CACHE",
     "HF_HUB_OFFLINE",
@@ -127,6 +133,32 @@ def student_trial(config: dict) -> None:
     )
 
 
+class Progress(tune.Callback):
+    """The live view: one line per trial event (trial, status, stage, epoch, dev F1)."""
+
+    def _label(self, trial) -> str:
+        cfg = trial.config.get("trial", trial.config)
+        return cfg.get("label") or " ".join(f"{k}={v}" for k, v in cfg.get("point", {}).items())
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        print(f"[{trial.trial_id}] RUNNING     {self._label(trial)}", flush=True)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if "epoch" in result:
+            dev = result.get("dev_metric", float("nan"))
+            print(
+                f"[{trial.trial_id}] {result.get('stage', ''):7s} epoch {result['epoch']:3d}  dev F1 {dev:.4f}  "
+                f"{self._label(trial)}",
+                flush=True,
+            )
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        print(f"[{trial.trial_id}] TERMINATED  {self._label(trial)}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        print(f"[{trial.trial_id}] ERROR       {self._label(trial)} (reason in the summary)", flush=True)
+
+
 def _space(space: Mapping[str, Any]) -> dict:
     out = {}
     for key, spec in space.items():
@@ -185,7 +217,7 @@ def run_trials(
     reporter = tune.CLIReporter(
         metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev F1"},
         parameter_columns={"trial/label": "config"} if optuna is None else list(columns),
-        max_report_frequency=10,
+        max_report_frequency=60,
         max_column_length=60,
     )
     tuner = tune.Tuner(
@@ -198,7 +230,10 @@ def run_trials(
             scheduler=scheduler,
             num_samples=num_samples,
             max_concurrent_trials=(max_concurrent or None) if optuna is None else None,
-            reuse_actors=True,  # a worker keeps torch, the data and the tokenizers loaded
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: (
+                trial.trial_id
+            ),  # a worker keeps torch, the data and the tokenizers loaded
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -206,6 +241,7 @@ def run_trials(
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=retries),
             verbose=1,
+            callbacks=[Progress()],
         ),
     )
     grid = tuner.fit()

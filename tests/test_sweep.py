@@ -198,8 +198,9 @@ def test_sweep_against_a_real_mlflow_server(tmp_path, synth_wound, kdsweep_cache
 
         _wait_for(healthy, 120, "mlflow server")
         study = _study(tmp_path, {"loss.name": ["none", "vanilla"]})
+        relative = Path(os.path.relpath(synth_wound, REPO))  # as typed on a command line
         done = subprocess.run(
-            _sweep_cmd(study, synth_wound),
+            _sweep_cmd(study, relative),
             cwd=REPO,
             env=_env(uri, kdsweep_cache),
             capture_output=True,

@@ -1,0 +1,78 @@
+"""Every shipped study and experiment loads and validates (a new file is checked for free);
+study-level errors are one line with the key and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import load_experiment
+from pipeline.errors import ConfigError
+from pipeline.study import expand, load_study
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+
+@pytest.mark.parametrize("study", sorted(p.stem for p in SWEEPS.glob("*.yaml")))
+def test_shipped_study_expands_to_valid_trials(study):
+    cfg, text = load_study(study)
+    trials = expand(cfg)
+    assert trials and text
+    assert len({t.config_hash for t in trials}) == len(trials)  # no configuration twice
+    assert all(t.cfg.seed in cfg.seeds for t in trials)
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (SWEEPS / "experiments").glob("*.yaml")))
+def test_shipped_experiment_loads(experiment):
+    assert load_experiment(experiment).dataset.tasks
+
+
+def test_seeds_repeat_every_configuration():
+    cfg, _ = load_study("kd", seeds=3)
+    trials = expand(cfg)
+    assert len(trials) == 4 * 3 * 3 and {t.seed for t in trials} == {0, 1, 2}
+
+
+def test_tied_keys_set_teacher_and_student():
+    cfg, _ = load_study("fusion")
+    t = expand(cfg)[-1]
+    assert t.cfg.teacher.fusion.name == t.cfg.student.fusion.name == "energy_aware_adaptive"
+
+
+def _write(tmp_path, **data) -> str:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"experiment": "default", **data}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"space": {"loss.alpha": {"low": 0.1, "high": 0.9}}},
+            "space.loss.alpha: a range needs search.algorithm random or optuna",
+        ),
+        ({"metric": "test/avg_f1"}, "metric: expected a dev metric"),
+        ({"space": {"loss.alpah": [0.5]}}, "loss.alpah: unknown key \\(closest: alpha\\)"),
+        ({"space": {"loss.alpha": [0.5, 1.5]}}, "loss.alpha=1.5.*expected a value in \\[0, 1\\]"),
+        ({"search": {"algorithm": "bayes"}}, "search.algorithm: expected one of grid, random, optuna"),
+        ({"seeds": []}, "seeds: expected at least one seed"),
+    ],
+)
+def test_bad_study_is_one_line_error(tmp_path, data, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        expand(load_study(_write(tmp_path, **data))[0])
+    assert "\n" not in str(err.value)
+
+
+def test_random_search_is_reproducible_and_checks_range_ends(tmp_path):
+    space = {"loss.alpha": {"low": 0.1, "high": 0.9}, "loss.temperature": [2, 4]}
+    path = _write(tmp_path, space=space, search={"algorithm": "random", "num_samples": 5, "seed": 3})
+    a, b = expand(load_study(path)[0]), expand(load_study(path)[0])
+    assert [t.config_hash for t in a] == [t.config_hash for t in b] and len(a) == 5
+    assert all(0.1 <= t.cfg.loss.alpha <= 0.9 for t in a)
+    bad = _write(tmp_path, space={"loss.alpha": {"low": 0.5, "high": 1.5}}, search={"algorithm": "random"})
+    with pytest.raises(ConfigError, match="loss.alpha=1.5"):
+        expand(load_study(bad)[0])
