@@ -22,7 +22,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep sweep-loss sweep-fusion sweep-kd sweep-backbone ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report sweep-loss sweep-fusion sweep-kd sweep-backbone ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,8 +62,9 @@ demo: data ## set up, generate data, run the loss study (tiny models, CPU) and s
 	$(PY) -m pipeline.data describe synthetic-wound
 	$(PY) -m pipeline sweep sweeps/loss.yaml --dataset synthetic-wound --profile tiny
 	@echo ""
-	@echo "Done. Runs are in the MLflow store mlruns/mlflow.db (artifacts in mlruns/artifacts),"
-	@echo "grouped under the sweep's parent run. Look at them with: make ui  (http://$(HOST):$(PORT))"
+	@echo "Done. The comparison documents are in docs/ (start at docs/index.md: docs/loss_explore.md,"
+	@echo "docs/results.csv, plots in docs/img/). Runs are in mlruns/mlflow.db, grouped under the sweep's"
+	@echo "parent run: make ui  (http://$(HOST):$(PORT))"
 
 run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
@@ -82,6 +83,9 @@ sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
 
 sweep-backbone: data ## the backbone study: student vision x text backbones
 	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
+
+report: setup ## rebuild docs/*.md, docs/results.csv and docs/img from the MLflow database [SWEEP_ID=run id]
+	$(PY) -m reports $(if $(SWEEP_ID),--sweep-id $(SWEEP_ID))
 
 mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out
 	@mkdir -p mlruns/server

@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from pipeline.errors import KdsweepError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,6 +104,13 @@ def _sweep(args: argparse.Namespace) -> int:
         f"{result.teachers_trained} teacher(s) trained"
     )
     console.print("open the MLflow UI: make ui  (runs are grouped under the parent run)")
+    if not args.no_report:  # each sweep ends by regenerating the comparison documents
+        from reports.__main__ import build
+
+        written = build(args.docs)
+        console.print(
+            f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})"
+        )
     return 1 if any(r.status == "FAILED" for r in result.rows) and not args.allow_failures else 0
 
 
@@ -131,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--profile", help="model profile (sweeps/profiles)")
     w.add_argument("--seeds", type=int, help="repeat every configuration over seeds 0..N-1")
     w.add_argument("--allow-failures", action="store_true", help="exit 0 even when some trials failed")
+    w.add_argument("--no-report", action="store_true", help="do not regenerate the documents at the end")
+    w.add_argument("--docs", type=Path, default=DOCS, help="where the documents go (default: docs/)")
     w.set_defaults(func=_sweep)
     c = sub.add_parser("config", help="print the resolved config and its hash")
     c.add_argument("experiment")

@@ -140,6 +140,7 @@ def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
         "text": m.text.name,
         "seed": str(cfg.seed),
         "profile": cfg.profile,
+        "tasks": ",".join(cfg.dataset.tasks),
         "teacher_hash": teacher_hash(cfg),
     }
 

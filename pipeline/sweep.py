@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,20 @@ class SweepResult:
     metric: str
     rows: list[Row]
     teachers_trained: int
+
+
+def study_kind(space: Mapping) -> str:
+    """Which comparison a study is, from what it varies (the report picks its document so)."""
+    keys = " ".join(space)
+    for kind, marks in (
+        ("loss", ("loss.name",)),
+        ("fusion", ("fusion.",)),
+        ("kd", ("temperature", "alpha")),
+        ("backbone", ("vision", "text")),
+    ):
+        if any(m in keys for m in marks):
+            return kind
+    return "other"
 
 
 def _key(key: str) -> str:
@@ -111,7 +126,13 @@ def run_sweep(
     say(
         f"study {study.name}: {len(trials)} trial(s) on {first.dataset.name}, {len(trials) - len(todo)} already FINISHED"
     )
-    tags = {"stage": "sweep", "study": study.name, "dataset": first.dataset.name, "sweep_hash": sweep_hash}
+    tags = {
+        "stage": "sweep",
+        "study": study.name,
+        "dataset": first.dataset.name,
+        "sweep_hash": sweep_hash,
+        "study_kind": study_kind(study.space),
+    }
     with tracking.run(exp, f"{first.dataset.name}-{study.name}-sweep", tags) as parent:
         parent.text(text, "study.yaml")
         parent.params(
@@ -208,6 +229,8 @@ def run_sweep(
             {"trials_finished": sum(r.status.startswith("FINISHED") for r in rows), "trials_failed": failed}
         )
         parent.tags({"trials_failed": failed})
+        # what the report stage reads: every configuration of the sweep and its run (or error)
+        parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
         parent_id = parent.run_id
     reverse = study.mode == "max"
     rows.sort(key=lambda r: (r.dev is None, -(r.dev or 0) if reverse else (r.dev or 0)))

@@ -25,10 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import mlflow
-import torch
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
+
+import mlflow  # noqa: E402
+import torch  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _BATCH = 100  # MLflow's limit of params per log_batch call
@@ -221,3 +223,30 @@ def kill_stale(experiment: str, tags: Mapping[str, str], reason: str) -> list[st
         c.set_tag(run_id, "failure_reason", reason)
         c.set_terminated(run_id, "KILLED")
     return stale
+
+
+def runs_frame(filter_string: str):
+    """Runs of every experiment matching `filter_string`, as one pandas frame (columns run_id,
+    status, start_time, metrics.*, params.*, tags.*), read in bulk pages, not run by run."""
+    c = client()
+    ids = [e.experiment_id for e in c.search_experiments()]
+    if not ids:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return mlflow.search_runs(experiment_ids=ids, filter_string=filter_string, output_format="pandas")
+
+
+def read_text(run_id: str, path: str) -> str | None:
+    """A text artifact of a run, or None when it is missing."""
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            return Path(client().download_artifacts(run_id, path, d)).read_text(encoding="utf-8")
+    except (OSError, mlflow.exceptions.MlflowException):
+        return None
+
+
+def log_files(run_id: str, files: list[Path], artifact_dir: str) -> None:
+    c = client()
+    for f in files:
+        c.log_artifact(run_id, str(f), artifact_dir)

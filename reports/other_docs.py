@@ -1,0 +1,175 @@
+"""The fusion summary (seed 001), KD sensitivity (seed 004's ablations) and backbone documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reports.common import Config, configs, figure, save, tasks
+from reports.query import Sweep, runs_by_id
+from reports.stats import fmt, mean_std, pareto
+
+
+def fusion_document(sweep: Sweep, img: Path) -> list[str]:
+    """One row per fusion type at its best hyper-parameters on dev; best of each column bold."""
+    ts, ds = tasks(sweep), sweep.dataset
+    lines = [
+        f"# {ds}: fusion comparison at the best hyper-parameters",
+        "",
+        f"Sweep run `{sweep.run_id}` ({sweep.start_time}). Each fusion type appears once, at the "
+        "configuration with the best dev average macro-F1; the columns are test metrics.",
+        "",
+    ]
+    best: dict[str, Config] = {}
+    for c in configs(sweep):  # ordered best dev first: the first of each fusion wins
+        best.setdefault(c.tag("fusion"), c)
+    if not best:
+        return lines + ["No FINISHED student run in this sweep.", ""]
+    metrics = [f"test/{t}/{m}" for m in ("acc", "f1", "auc") for t in ts]
+    means = {m: max(c.mean(m) for c in best.values()) for m in metrics}
+    lines += [
+        "| Fusion Type | Best configuration (dev) | "
+        + " | ".join(m.replace("/", "_")[5:] for m in metrics)
+        + " |",
+        "|---|---|" + "---:|" * len(metrics),
+    ]
+    order = sorted(best.values(), key=lambda c: (-c.mean("best_dev/avg_f1"), c.tag("fusion")))
+    for c in order:
+        cells = [
+            (f"**{c.cell(m, 3)}**" if np.isclose(c.mean(m), means[m]) else c.cell(m, 3)) for m in metrics
+        ]
+        lines.append(f"| {c.tag('fusion')} | `{c.label}` | " + " | ".join(cells) + " |")
+    lines += ["", "Interpretation:", ""]
+    for t in ts:
+        top = max(order, key=lambda c: (c.mean(f"test/{t}/f1"), c.tag("fusion")))
+        lines.append(f"- `{top.tag('fusion')}` has the best test {t} F1 ({top.cell(f'test/{t}/f1', 3)}).")
+    lines.append(
+        f"- `{order[0].tag('fusion')}` is best on dev average F1 ({order[0].cell('best_dev/avg_f1', 3)}): "
+        "the default to pick, since dev, not test, chooses."
+    )
+    fig, ax = figure()
+    ax.bar([c.tag("fusion") for c in order], [c.mean("test/avg_f1") for c in order], color="#55A868")
+    ax.set_ylabel("test avg macro-F1")
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.set_title(f"{ds}: fusion comparison")
+    lines += ["", f"![fusion comparison]({save(fig, img / f'{ds}_fusion.png')})", ""]
+    return lines
+
+
+def kd_document(sweeps: list[Sweep], baselines: dict[str, Config], img: Path) -> list[str]:
+    lines = ["# KD temperature and alpha sensitivity", ""]
+    for sweep in sweeps:
+        ds, cs = sweep.dataset, configs(sweep)
+        lines += [f"## {ds}", "", f"Sweep run `{sweep.run_id}` ({sweep.start_time}).", ""]
+        if not cs:
+            lines += ["No FINISHED student run in this sweep.", ""]
+            continue
+        temps = sorted({float(c.param("loss.temperature")) for c in cs})
+        alphas = sorted({float(c.param("loss.alpha")) for c in cs})
+        at = {(float(c.param("loss.temperature")), float(c.param("loss.alpha"))): c for c in cs}
+        lines += [
+            "Test avg macro-F1 (rows: temperature τ, columns: α):",
+            "",
+            "| τ \\ α | " + " | ".join(fmt(a, 2) for a in alphas) + " |",
+            "|---|" + "---:|" * len(alphas),
+        ]
+        grid = np.full((len(temps), len(alphas)), np.nan)
+        for i, t in enumerate(temps):
+            row = []
+            for j, a in enumerate(alphas):
+                c = at.get((t, a))
+                row.append(c.cell("test/avg_f1") if c else "missing")
+                grid[i, j] = c.mean("test/avg_f1") if c else np.nan
+            lines.append(f"| {fmt(t, 1)} | " + " | ".join(row) + " |")
+        best = cs[0]
+        lines += [
+            "",
+            f"Best on dev: τ={best.param('loss.temperature')}, α={best.param('loss.alpha')} "
+            f"(dev avg F1 {best.cell('best_dev/avg_f1')}, test {best.cell('test/avg_f1')}).",
+            "",
+        ]
+        fig, ax = figure(4.5, 3.5)
+        im = ax.imshow(grid, cmap="viridis")
+        ax.set_xticks(range(len(alphas)), [fmt(a, 2) for a in alphas])
+        ax.set_yticks(range(len(temps)), [fmt(t, 1) for t in temps])
+        ax.set_xlabel("α")
+        ax.set_ylabel("τ")
+        fig.colorbar(im, label="test avg F1")
+        lines.append(f"![τ x α heatmap]({save(fig, img / f'{ds}_kd_heatmap.png')})")
+        fig, ax = figure()
+        for j, a in enumerate(alphas):
+            ax.plot(temps, grid[:, j], marker="o", label=f"α={fmt(a, 2)}")
+        ax.set_xlabel("temperature τ")
+        ax.set_ylabel("test avg macro-F1")
+        ax.legend()
+        lines += [
+            "",
+            f"![temperature sensitivity]({save(fig, img / f'{ds}_kd_temperature.png')})",
+            "",
+            "### Does KD help?",
+            "",
+        ]
+        base = baselines.get(ds)
+        if base is None:
+            lines += [
+                "No `none` (no-KD) baseline run for this dataset: run `make sweep-loss DATASET=" + ds + "`.",
+                "",
+            ]
+            continue
+        lines += [
+            f"Baseline (no KD, loss sweep): test avg F1 {base.cell('test/avg_f1')}.",
+            "",
+            "| τ | α | Test avg F1 | Δ vs no KD |",
+            "|---:|---:|---:|---:|",
+        ]
+        for c in sorted(cs, key=lambda c: (float(c.param("loss.temperature")), float(c.param("loss.alpha")))):
+            delta = c.mean("test/avg_f1") - base.mean("test/avg_f1")
+            lines.append(
+                f"| {c.param('loss.temperature')} | {c.param('loss.alpha')} | {c.cell('test/avg_f1')} | {delta:+.4f} |"
+            )
+        lines.append("")
+    return lines
+
+
+def backbone_document(sweeps: list[Sweep], img: Path) -> list[str]:
+    lines = ["# Student backbones", ""]
+    for sweep in sweeps:
+        ds, cs, ts = sweep.dataset, configs(sweep), tasks(sweep)
+        lines += [f"## {ds}", "", f"Sweep run `{sweep.run_id}` ({sweep.start_time}).", ""]
+        if not cs:
+            lines += ["No FINISHED student run in this sweep.", ""]
+            continue
+        teachers = runs_by_id([t for c in cs for t in c.runs["tags.teacher_run_id"]])
+        t_f1 = (
+            dict(zip(teachers["run_id"], teachers["metrics.test/avg_f1"], strict=True))
+            if not teachers.empty
+            else {}
+        )
+        lines += [
+            "| Vision | Text | Test avg F1 | Test AUC (mean over tasks) | Params (M) | Size (MB) | Latency (ms) | Retention |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in cs:
+            auc = [float(np.mean([r[f"metrics.test/{t}/auc"] for t in ts])) for _, r in c.runs.iterrows()]
+            ret = [
+                r["metrics.test/avg_f1"] / t_f1[r["tags.teacher_run_id"]]
+                for _, r in c.runs.iterrows()
+                if r["tags.teacher_run_id"] in t_f1
+            ]
+            lines.append(
+                f"| {c.tag('vision')} | {c.tag('text')} | {c.cell('test/avg_f1')} | {mean_std(auc)} | "
+                f"{fmt(c.mean('params') / 1e6, 2)} | {fmt(c.mean('size_mb'), 2)} | {c.latency()} | {mean_std(ret, 3)} |"
+            )
+        lines += ["", "Retention = student test avg F1 / its teacher's test avg F1.", ""]
+        lat, f1 = [c.mean("latency_ms") for c in cs], [c.mean("test/avg_f1") for c in cs]
+        front = pareto(lat, f1)
+        fig, ax = figure()
+        for c, x, y, on in zip(cs, lat, f1, front, strict=True):
+            ax.scatter(x, y, color="#C44E52" if on else "#8C8C8C")
+            ax.annotate(f"{c.tag('vision')}/{c.tag('text')}", (x, y), fontsize=7)
+        ax.set_xlabel("latency (ms, median)")
+        ax.set_ylabel("test avg macro-F1")
+        ax.set_title(f"{ds}: F1 against latency (red: Pareto front)")
+        lines += [f"![F1 against latency]({save(fig, img / f'{ds}_backbone_pareto.png')})", ""]
+    return lines

@@ -1,0 +1,237 @@
+"""The report stage, from a tmp MLflow database of hand-made runs with known metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+N = 40  # test samples per hand-made run
+
+
+def _preds(correct: float) -> str:
+    """Prediction CSV for tasks a and b (2 classes each); the first `correct` share is right."""
+    lines = ["index,a/label,a/pred,a/p/x,a/p/y,b/label,b/pred,b/p/x,b/p/y"]
+    for i in range(N):
+        y = i % 2
+        p = y if i < correct * N else 1 - y
+        lines.append(f"{i},{y},{p},{1 - p}.0,{p}.0,{y},{p},{1 - p}.0,{p}.0")
+    return "\n".join(lines) + "\n"
+
+
+def _student(c, exp, sweep_hash, loss, fusion, f1, dev, latency, correct, seed=0, label=None):
+    name = f"toy-{fusion}-{loss}-s{seed}"
+    tags = {
+        "stage": "student",
+        "loss": loss,
+        "fusion": fusion,
+        "vision": "vit",
+        "text": "bert",
+        "tasks": "a,b",
+        "sweep_hash": sweep_hash,
+        "teacher_run_id": "t0",
+        "mlflow.runName": name,
+    }
+    r = c.create_run(exp, tags=tags)
+    rid = r.info.run_id
+    params = {
+        "seed": seed,
+        "dataset.tasks.a": "FieldA",
+        "dataset.tasks.b": "FieldB",
+        "loss.alpha": 0.7,
+        "loss.temperature": 4.0,
+        "train.batch_size": 32,
+        "train.lr": 0.001,
+        "train.student_epochs": 5,
+    }
+    for k, v in params.items():
+        c.log_param(rid, k, v)
+    metrics = {
+        "test/a/f1": f1[0],
+        "test/b/f1": f1[1],
+        "test/avg_f1": (f1[0] + f1[1]) / 2,
+        "best_dev/avg_f1": dev,
+        "latency_ms": latency,
+        "latency_p90_ms": latency + 1,
+        "size_mb": 1.0,
+        "params": 1e5,
+        "train/loss": 0.5,
+        "test/a/acc": f1[0],
+        "test/b/acc": f1[1],
+        "test/a/auc": 0.9,
+        "test/b/auc": 0.8,
+        "test/a/precision/x": 1,
+        "test/a/precision/y": 1,
+        "test/b/precision/x": 1,
+        "test/b/precision/y": 1,
+    }
+    for k, v in metrics.items():
+        c.log_metric(rid, k, v)
+    c.log_text(rid, _preds(correct), "predictions/test.csv")
+    c.set_terminated(rid, "FINISHED")
+    return {
+        "label": label or f"loss.name={loss} seed={seed}",
+        "status": "FINISHED",
+        "dev": dev,
+        "test_avg_f1": None,
+        "run_id": rid,
+        "error": None,
+    }
+
+
+def _parent(c, exp, study, kind, sweep_hash, trials):
+    r = c.create_run(
+        exp,
+        tags={
+            "stage": "sweep",
+            "study": study,
+            "study_kind": kind,
+            "dataset": "toy",
+            "sweep_hash": sweep_hash,
+        },
+    )
+    c.log_text(r.info.run_id, json.dumps(trials), "trials.json")
+    c.set_terminated(r.info.run_id, "FINISHED")
+    return r.info.run_id
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["clear-winner", "no-clear-winner"])
+def store(request, tmp_path_factory):
+    """A database of hand-made runs (built once per module and parameter)."""
+    tmp_path = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+        clear = _fill(request.param)
+        yield clear, _build(tmp_path)
+        if request.param:  # rebuilding gives byte-identical files
+            again = _build(tmp_path, "again")
+            for path in sorted(p for p in (tmp_path / "docs").rglob("*") if p.is_file()):
+                assert path.read_bytes() == (again / path.relative_to(tmp_path / "docs")).read_bytes(), path
+
+
+def _fill(clear: bool) -> bool:
+    from pipeline import tracking
+
+    c = tracking.client()
+    exp = tracking.experiment_id(c, "kdsweep-toy")
+    trials = [
+        _student(c, exp, "h1", "combined", "cross_attention", (0.9, 0.8), 0.90, 7.0, 1.0),
+        _student(c, exp, "h1", "vanilla", "cross_attention", (0.85, 0.75), 0.85, 5.0, 0.5 if clear else 1.0),
+        _student(c, exp, "h1", "none", "cross_attention", (0.8, 0.7), 0.80, 5.5, 0.8),
+        _student(c, exp, "h1", "crd", "cross_attention", (0.5, 0.52), 0.50, 6.0, 0.5),
+        {
+            "label": "loss.name=rkd seed=0",
+            "status": "FAILED",
+            "dev": None,
+            "test_avg_f1": None,
+            "run_id": None,
+            "error": "NonFiniteLoss: non-finite loss at epoch 1",
+        },
+    ]
+    killed = c.create_run(
+        exp, tags={"stage": "student", "sweep_hash": "h1", "mlflow.runName": "toy-cross_attention-mmd-s0"}
+    )
+    c.set_tag(killed.info.run_id, "failure_reason", "interrupted")
+    c.set_terminated(killed.info.run_id, "KILLED")
+    _parent(c, exp, "loss", "loss", "h1", trials)
+    fusion = [
+        _student(
+            c,
+            exp,
+            "h2",
+            "vanilla",
+            "gated",
+            (0.70, 0.90),
+            0.95,
+            5.0,
+            0.9,
+            label="fusion.name=gated layers=1 seed=0",
+        ),
+        _student(
+            c,
+            exp,
+            "h2",
+            "vanilla",
+            "gated",
+            (0.95, 0.95),
+            0.60,
+            5.0,
+            0.9,
+            label="fusion.name=gated layers=2 seed=0",
+        ),
+        _student(
+            c,
+            exp,
+            "h2",
+            "vanilla",
+            "film",
+            (0.80, 0.60),
+            0.90,
+            5.0,
+            0.9,
+            label="fusion.name=film layers=1 seed=0",
+        ),
+    ]
+    _parent(c, exp, "fusion", "fusion", "h2", fusion)
+    return clear
+
+
+def _build(tmp_path, name="docs"):
+    from reports.__main__ import build
+
+    out = tmp_path / name
+    build(out)
+    return out
+
+
+def test_loss_document_cells_and_recommendation(store):
+    store, docs = store
+    text = (docs / "loss_explore.md").read_text()
+    assert text.startswith("<!-- Generated by `make report` from sqlite:///")
+    assert (
+        "| `toy-cross_attention-combined-s0` | combined | 0.9000 | 0.8000 | 0.8500 | 7.00 (p90 8.00) |"
+        in text
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| `toy")]
+    assert [r.split("|")[2].strip() for r in rows] == ["combined", "vanilla", "none", "crd"]  # by dev F1
+    assert "- Task 1: `a` (label field `FieldA`)" in text
+    assert "- Fastest: `vanilla` (5.00 ms median)." in text
+    assert "- Collapsed: `crd` (test avg F1 0.5100, within 0.05 of chance)." in text
+    assert "- Below the no-KD baseline: `crd`" in text
+    if store:
+        assert "`loss.name=combined` is better on test" in text and "- **Best choice:** `combined`." in text
+    else:
+        assert "no clear winner: the interval contains 0" in text
+        assert "- **Best choice:** no clear winner between `combined` and `vanilla`." in text
+    assert "- **Not recommended:** `crd`." in text
+    assert (
+        "| toy | loss | `loss.name=rkd seed=0` | no FINISHED run | NonFiniteLoss: non-finite loss at epoch 1 |"
+        in text
+    )
+    assert "| toy | loss | `toy-cross_attention-mmd-s0` | KILLED | interrupted |" in text
+
+
+def test_fusion_summary_picks_best_on_dev_and_bolds_column_best(store):
+    text = (store[1] / "toy_fusion_hp_summary.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| gated") or line.startswith("| film")]
+    assert len(rows) == 2  # one row per fusion type, at its best dev configuration (layers=1 for gated)
+    assert rows[0].startswith("| gated | `fusion.name=gated layers=1` | ")
+    assert "**0.900**" in rows[0] and "**0.800**" in rows[1]  # best of each column in bold
+
+
+def test_results_csv_has_template_columns(store):
+    lines = (store[1] / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("# generated by make report")
+    assert lines[1].startswith(
+        "experiment_id,date,phase,model_name,backbone,attention_type,kd_temperature,kd_alpha"
+    )
+    assert len(lines) == 2 + 7  # one row per FINISHED student run
+
+
+def test_empty_database_gives_a_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    from reports.__main__ import main
+
+    assert main(["--out", str(tmp_path / "docs")]) == 0
+    assert "no FINISHED sweep" in capsys.readouterr().out
+    assert "nothing to report" in (tmp_path / "docs" / "index.md").read_text()
