@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("experiment")
     c.add_argument("overrides", nargs="*")
     c.set_defaults(func=_config)
-    args = parser.parse_args(argv)
+    # key=value overrides may come before, between or after options (make passes options first)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    is_override = ["=" in a and not a.startswith("-") for a in argv]
+    args = parser.parse_args([a for a, o in zip(argv, is_override, strict=True) if not o])
+    args.overrides = [a for a, o in zip(argv, is_override, strict=True) if o]
     try:
         return args.func(args)
     except KdsweepError as e:

@@ -30,7 +30,7 @@ NAMED = ("loss.name", "fusion.name", "seed")
 @dataclass
 class Row:
     label: str
-    status: str  # FINISHED, FINISHED earlier, FAILED
+    status: str  # FINISHED, FINISHED earlier, FAILED, STOPPED early
     dev: float | None = None
     test_avg_f1: float | None = None
     run_id: str | None = None
@@ -218,7 +218,9 @@ def run_sweep(
                 else []
             )
         left = tracking.kill_stale(
-            exp, {"sweep_hash": sweep_hash, "stage": "student"}, "trial stopped before finishing"
+            exp,
+            {"sweep_hash": sweep_hash, "stage": "student"},
+            "stopped before finishing (early stopping by the scheduler)",
         )
         left += tracking.kill_stale(
             exp, {"sweep_hash": sweep_hash, "stage": "teacher"}, "trial stopped before finishing"
@@ -256,7 +258,12 @@ def _rows(
             r["config"].get("label") or " ".join(f"{k}={v}" for k, v in r["config"].get("point", {}).items()),
         )
         if r["error"] or "run_id" not in m:
-            rows.append(Row(label, "FAILED", error=r["error"] or "no result"))
+            if r["error"]:
+                rows.append(Row(label, "FAILED", error=r["error"]))
+            else:  # ended without its final result: stopped early by the scheduler (ASHA)
+                rows.append(
+                    Row(label, "STOPPED early", m.get("dev_metric"), error="stopped by the scheduler")
+                )
         else:
             status = "FINISHED earlier" if m.get("skipped") else "FINISHED"
             rows.append(Row(label, status, m.get("dev_metric"), m.get("test_avg_f1"), m.get("run_id")))
