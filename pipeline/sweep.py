@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from pipeline import tracking
 from pipeline.config import config_hash, to_dict
+from pipeline.data import read_dataset
 from pipeline.errors import ConfigError
 from pipeline.study import Trial, expand, load_study, make_trial, short
 
@@ -111,6 +112,7 @@ def run_sweep(
     trials = expand(study, extra)  # every configuration validated here, before Ray
     _check_teacher_ranges(study, extra)
     first = trials[0].cfg
+    read_dataset(first.dataset)  # bad data: one line now, not N failed trials
     exp = experiment_name(first)
     sweep_hash = config_hash({"study": to_dict(study), "extra": list(extra)})
     stale = tracking.kill_stale(
