@@ -177,11 +177,14 @@ def find_finished(experiment: str, tags: Mapping[str, str]) -> str | None:
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    flt = " and ".join([f"tags.{k} = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"])
-    runs = c.search_runs(
-        [exp.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1
-    )
+    flt, order = _filter(tags, "FINISHED"), ["attributes.start_time DESC"]
+    runs = c.search_runs([exp.experiment_id], filter_string=flt, order_by=order, max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def _filter(tags: Mapping[str, str], status: str | None = None) -> str:
+    clauses = [f"tags.{k} = '{v}'" for k, v in tags.items()]
+    return " and ".join(clauses + ([f"attributes.status = '{status}'"] if status else []))
 
 
 def load_state_dict(run_id: str, path: str) -> dict[str, torch.Tensor]:
@@ -203,12 +206,9 @@ def search(experiment: str, tags: Mapping[str, str], status: str | None = None) 
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    clauses = [f"tags.{k} = '{v}'" for k, v in tags.items()]
-    if status:
-        clauses.append(f"attributes.status = '{status}'")
     runs, token = [], None
     while True:
-        page = c.search_runs([exp.experiment_id], " and ".join(clauses), max_results=1000, page_token=token)
+        page = c.search_runs([exp.experiment_id], _filter(tags, status), max_results=1000, page_token=token)
         runs += list(page)
         token = page.token
         if not token:

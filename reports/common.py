@@ -126,3 +126,21 @@ def figure(width: float = 6, height: float = 3.5):
 
     plt.rcParams["svg.hashsalt"] = "kdsweep"
     return plt.subplots(figsize=(width, height))
+
+
+def pareto_plot(labels: list[str], latency: list[float], f1: list[float], title: str, path: Path) -> str:
+    """F1 against latency, the Pareto front (faster and better) in red and joined by a line."""
+    from reports.stats import pareto
+
+    front = pareto(latency, f1)
+    fig, ax = figure()
+    for label, x, y, on in zip(labels, latency, f1, front, strict=True):
+        ax.scatter(x, y, color="#C44E52" if on else "#8C8C8C")
+        ax.annotate(label, (x, y), fontsize=7)
+    pts = sorted((x, y) for x, y, on in zip(latency, f1, front, strict=True) if on)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#C44E52", label="Pareto front")
+    ax.set_xlabel("latency (ms, median)")
+    ax.set_ylabel("test avg macro-F1")
+    ax.set_title(title)
+    ax.legend()
+    return save(fig, path)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.common import MARGIN, Config, chance, configs, figure, save, task_field, tasks
+from reports.common import MARGIN, Config, chance, configs, figure, pareto_plot, save, task_field, tasks
 from reports.query import Sweep, predictions
-from reports.stats import fmt, paired_bootstrap, pareto
+from reports.stats import fmt, paired_bootstrap
 
 
 def bootstrap_line(a: Config, b: Config) -> tuple[str, bool]:
@@ -140,17 +140,9 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     ax.legend()
     rel = save(fig, img / f"{ds}_loss_f1.png")
     lat = [c.mean("latency_ms") for c in cs]
-    front = pareto(lat, means)
-    fig, ax = figure()
-    for c, x, y, on in zip(cs, lat, means, front, strict=True):
-        ax.scatter(x, y, color="#C44E52" if on else "#8C8C8C")
-        ax.annotate(c.tag("loss"), (x, y), fontsize=8)
-    pts = sorted((x, y) for x, y, on in zip(lat, means, front, strict=True) if on)
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#C44E52", label="Pareto front")
-    ax.set_xlabel("latency (ms, median)")
-    ax.set_ylabel("test avg macro-F1")
-    ax.legend()
-    rel2 = save(fig, img / f"{ds}_loss_pareto.png")
+    rel2 = pareto_plot(
+        [c.tag("loss") for c in cs], lat, means, f"{ds}: F1 against latency", img / f"{ds}_loss_pareto.png"
+    )
     lines += [f"![F1 per loss]({rel})", "", f"![F1 against latency]({rel2})", ""]
     return lines, (best.tag("loss") if clear else None)
 

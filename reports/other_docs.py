@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.common import Config, configs, figure, save, tasks
+from reports.common import Config, configs, figure, pareto_plot, save, tasks
 from reports.query import Sweep, runs_by_id
-from reports.stats import fmt, mean_std, pareto
+from reports.stats import fmt, mean_std
 
 
 def fusion_document(sweep: Sweep, img: Path) -> list[str]:
@@ -163,13 +163,8 @@ def backbone_document(sweeps: list[Sweep], img: Path) -> list[str]:
             )
         lines += ["", "Retention = student test avg F1 / its teacher's test avg F1.", ""]
         lat, f1 = [c.mean("latency_ms") for c in cs], [c.mean("test/avg_f1") for c in cs]
-        front = pareto(lat, f1)
-        fig, ax = figure()
-        for c, x, y, on in zip(cs, lat, f1, front, strict=True):
-            ax.scatter(x, y, color="#C44E52" if on else "#8C8C8C")
-            ax.annotate(f"{c.tag('vision')}/{c.tag('text')}", (x, y), fontsize=7)
-        ax.set_xlabel("latency (ms, median)")
-        ax.set_ylabel("test avg macro-F1")
-        ax.set_title(f"{ds}: F1 against latency (red: Pareto front)")
-        lines += [f"![F1 against latency]({save(fig, img / f'{ds}_backbone_pareto.png')})", ""]
+        labels = [f"{c.tag('vision')}/{c.tag('text')}" for c in cs]
+        rel = pareto_plot(labels, lat, f1, f"{ds}: F1 against latency", img / f"{ds}_backbone_pareto.png")
+        lines += [f"![F1 against latency]({rel})", ""]
+
     return lines
