@@ -22,7 +22,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report sweep-loss sweep-fusion sweep-kd sweep-backbone ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -86,6 +86,13 @@ sweep-backbone: data ## the backbone study: student vision x text backbones
 
 report: setup ## rebuild docs/*.md, docs/results.csv and docs/img from the MLflow database [SWEEP_ID=run id]
 	$(PY) -m reports $(if $(SWEEP_ID),--sweep-id $(SWEEP_ID))
+
+REAL_DATA ?= 1
+bench: setup ## benchmarks (~40 min on 2 cores) -> docs/benchmarks.md + .json [REAL_DATA=0 skips the MedPix study]
+	$(PY) -m bench $(if $(filter 0,$(REAL_DATA)),--no-real-data)
+
+bench-quick: setup ## the benchmarks' small smoke version (~2 min; numbers mean nothing) -> data/bench-quick/
+	$(PY) -m bench --quick
 
 mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out
 	@mkdir -p mlruns/server

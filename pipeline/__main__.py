@@ -1,6 +1,6 @@
 """kdsweep command line.
 
-    python -m pipeline run <experiment.yaml|name> [key=value ...] [--retrain-teacher]
+    python -m pipeline run <experiment.yaml|name> [key=value ...] [--retrain-teacher] [--no-track]
     python -m pipeline sweep <study.yaml|name> [key=value ...] [--dataset D --profile P --seeds N]
     python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
 
@@ -24,17 +24,20 @@ def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from pipeline import tracking
     from pipeline.config import load_experiment
     from pipeline.run import run_experiment
     from pipeline.tracking import tracking_uri
 
+    if args.no_track:
+        os.environ["KDSWEEP_TRACKING"] = "off"
     cfg = load_experiment(args.experiment, args.overrides)
     console = Console(stderr=False)
     console.print(
         f"[bold]kdsweep run[/] {cfg.name}: dataset {cfg.dataset.name}, profile {cfg.profile}, "
         f"loss {cfg.loss.name} (alpha {cfg.loss.alpha}, T {cfg.loss.temperature}), seed {cfg.seed}"
     )
-    console.print(f"MLflow: {tracking_uri()}")
+    console.print(f"MLflow: {tracking_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}")
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -69,6 +72,9 @@ def _run(args: argparse.Namespace) -> int:
         t, s = result.teacher.get(key), result.student.get(key)
         table.add_row(key, fmt(t) if t is not None else "-", fmt(s) if s is not None else "-")
     console.print(table)
+    if not tracking.enabled():
+        console.print("tracking was off (--no-track): nothing was recorded")
+        return 0
     reused = " (reused)" if result.teacher_reused else ""
     console.print(f"teacher run {result.teacher_run_id}{reused}   student run {result.student_run_id}")
     console.print("open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri " + tracking_uri() + ")")
@@ -132,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     r.add_argument(
         "--retrain-teacher", action="store_true", help="train the teacher even if a FINISHED one exists"
+    )
+    r.add_argument(
+        "--no-track",
+        action="store_true",
+        help="record nothing in MLflow (and reuse no teacher): a scratch run",
     )
     r.set_defaults(func=_run)
     w = sub.add_parser("sweep", help="run a study (sweeps/<study>.yaml) through Ray Tune")

@@ -7,6 +7,10 @@ An MLflow experiment per dataset (``kdsweep-<dataset>``). Runs are created throu
 
 Status contract: a run that ends normally is FINISHED; an exception marks it FAILED with the
 reason in the tag ``failure_reason``; Ctrl-C (KeyboardInterrupt) or SIGTERM marks it KILLED.
+
+KDSWEEP_TRACKING=off (``python -m pipeline run --no-track``): runs are not recorded at all and
+nothing is reused from the store: a scratch run, and the baseline of the tracking-overhead
+benchmark.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
 
 import mlflow  # noqa: E402
-import torch  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+
+if TYPE_CHECKING:  # torch is imported where checkpoints are handled: reports do not need it
+    import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _BATCH = 100  # MLflow's limit of params per log_batch call
@@ -127,10 +133,28 @@ class RunLog:
         self.client.log_artifacts(self.run_id, str(local), artifact_dir)
 
     def state_dict(self, state: Mapping[str, torch.Tensor], path: str) -> None:
+        import torch
+
         with tempfile.TemporaryDirectory() as d:
             local = Path(d) / Path(path).name
             torch.save({k: v.detach().cpu() for k, v in state.items()}, local)
             self.client.log_artifact(self.run_id, str(local), str(Path(path).parent) if "/" in path else None)
+
+
+def enabled() -> bool:
+    return os.environ.get("KDSWEEP_TRACKING", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+class NullRunLog(RunLog):
+    """Tracking off: every logging call is accepted and dropped."""
+
+    def __init__(self) -> None:
+        self.client, self.run_id = None, "untracked"
+
+    def _drop(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    params = metrics = tags = text = json = figure = file = folder = state_dict = _drop
 
 
 @contextmanager
@@ -138,6 +162,9 @@ def run(
     experiment: str, name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
 ) -> Iterator[RunLog]:
     """Open a run; it ends FINISHED, FAILED (with `failure_reason`) or KILLED, never RUNNING."""
+    if not enabled():
+        yield NullRunLog()
+        return
     c = client()
     all_tags = {"git_commit": git_commit(), **tags}
     if parent_run_id:
@@ -173,6 +200,8 @@ def run(
 
 def find_finished(experiment: str, tags: Mapping[str, str]) -> str | None:
     """The newest FINISHED run of `experiment` carrying all `tags`, or None."""
+    if not enabled():
+        return None
     c = client()
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
@@ -188,6 +217,8 @@ def _filter(tags: Mapping[str, str], status: str | None = None) -> str:
 
 
 def load_state_dict(run_id: str, path: str) -> dict[str, torch.Tensor]:
+    import torch
+
     """A checkpoint logged with `RunLog.state_dict`, loaded with weights_only=True."""
     c = client()
     with tempfile.TemporaryDirectory() as d:

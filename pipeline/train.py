@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +54,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def train_epoch(
+    model: nn.Module,
+    loss_fn: DistillLoss,
+    opt: torch.optim.Optimizer,
+    batches: Iterable[dict],
+    device: torch.device,
+    params: list[torch.nn.Parameter],
+    grad_clip: float = 0.0,
+    teacher: nn.Module | None = None,
+    epoch: int = 1,
+) -> tuple[dict[str, float], int]:
+    """One pass over `batches` (a DataLoader, or pre-collated batches in the input-pipeline
+    benchmark): (sum over samples of each loss term and of the total, number of samples)."""
+    model.train()
+    loss_fn.train()
+    use_teacher = teacher is not None and loss_fn.uses_teacher
+    sums: dict[str, float] = defaultdict(float)
+    n = 0
+    for batch in batches:
+        batch = to_device(batch, device)
+        with autocast(device):
+            out = model(batch)
+            t_out = teacher(batch) if use_teacher else None
+        terms = loss_fn(out, t_out, batch["labels"], batch["index"])
+        terms.update({f"aux/{k}": v for k, v in out.aux_losses.items()})
+        total = sum(terms.values())
+        if not torch.isfinite(total):
+            shown = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch} ({shown})")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        b = len(batch["index"])
+        n += b
+        for k, v in terms.items():
+            sums[k] += float(v.detach()) * b
+        sums["loss"] += float(total.detach()) * b
+    return sums, n
+
+
 def fit(
     model: nn.Module,
     loss_fn: DistillLoss,
@@ -72,37 +114,12 @@ def fit(
     params = [p for p in itertools.chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     dev_loader = data.loader("dev", cfg.eval_batch_size, num_workers=cfg.num_workers)
-    use_teacher = teacher is not None and loss_fn.uses_teacher
     result, best_state, bad_epochs = FitResult(), None, 0
     for epoch in range(1, epochs + 1):
-        model.train()
-        loss_fn.train()
-        sums: dict[str, float] = defaultdict(float)
-        n = 0
         loader = data.loader(
             "train", cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, num_workers=cfg.num_workers
         )
-        for batch in loader:
-            batch = to_device(batch, device)
-            with autocast(device):
-                out = model(batch)
-                t_out = teacher(batch) if use_teacher else None
-            terms = loss_fn(out, t_out, batch["labels"], batch["index"])
-            terms.update({f"aux/{k}": v for k, v in out.aux_losses.items()})
-            total = sum(terms.values())
-            if not torch.isfinite(total):
-                shown = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-                raise NonFiniteLoss(f"non-finite loss at epoch {epoch} ({shown})")
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            b = len(batch["index"])
-            n += b
-            for k, v in terms.items():
-                sums[k] += float(v.detach()) * b
-            sums["loss"] += float(total.detach()) * b
+        sums, n = train_epoch(model, loss_fn, opt, loader, device, params, cfg.grad_clip, teacher, epoch)
         dev, _ = metrics(predict(model, dev_loader, device), data.label_maps)
         record = {f"train/{k}": v / n for k, v in sums.items()}
         record.update(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
@@ -26,19 +25,26 @@ def tasks_of(pred: pd.DataFrame) -> list[str]:
     return sorted({c.split("/")[0] for c in pred.columns if c.endswith("/label")})
 
 
-def _avg_f1(pred: pd.DataFrame, rows: np.ndarray, tasks: list[str]) -> float:
-    return float(
-        np.mean(
-            [
-                f1_score(
-                    pred[f"{t}/label"].to_numpy()[rows],
-                    pred[f"{t}/pred"].to_numpy()[rows],
-                    average="macro",
-                    zero_division=0,
-                )
-                for t in tasks
-            ]
-        )
+def _macro_f1(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Macro-F1 of labels `y` vs predictions `p` [n] under each row of sample multiplicities
+    `weights` [draws, n] (a bootstrap resample as counts), for all rows at once. As
+    sklearn's f1_score(average="macro", zero_division=0): the mean over the classes present in
+    the resample's labels or predictions of 2 TP / (2 TP + FP + FN)."""
+    scores, present = [], []
+    for c in np.union1d(y, p):
+        tp = weights @ ((y == c) & (p == c))
+        true_c, pred_c = weights @ (y == c), weights @ (p == c)
+        denom = true_c + pred_c  # = 2 TP + FP + FN
+        scores.append(np.divide(2 * tp, denom, out=np.zeros_like(denom, dtype=float), where=denom > 0))
+        present.append(denom > 0)
+    s, m = np.array(scores), np.array(present)
+    return (s * m).sum(0) / m.sum(0)
+
+
+def _avg_f1(pred: pd.DataFrame, weights: np.ndarray, tasks: list[str]) -> np.ndarray:
+    return np.mean(
+        [_macro_f1(pred[f"{t}/label"].to_numpy(), pred[f"{t}/pred"].to_numpy(), weights) for t in tasks],
+        axis=0,
     )
 
 
@@ -46,20 +52,21 @@ def paired_bootstrap(
     a: pd.DataFrame, b: pd.DataFrame, n: int = 1000, seed: int = 0
 ) -> tuple[float, float, float]:
     """Test avg macro-F1 of a minus b, and its 95 % percentile interval from resampling the same
-    test samples for both (paired: aligned by dataset index)."""
+    test samples for both (paired: aligned by dataset index). All resamples are scored at once
+    from their confusion counts (1000 resamples of 300 samples: milliseconds)."""
     a, b = a.sort_values("index").reset_index(drop=True), b.sort_values("index").reset_index(drop=True)
     if not np.array_equal(a["index"].to_numpy(), b["index"].to_numpy()):
         raise ValueError("the two runs were tested on different samples")
     tasks = tasks_of(a)
     rng = np.random.default_rng(seed)
-    all_rows = np.arange(len(a))
-    diff = _avg_f1(a, all_rows, tasks) - _avg_f1(b, all_rows, tasks)
-    draws = [
-        _avg_f1(a, rows, tasks) - _avg_f1(b, rows, tasks)
-        for rows in (rng.integers(0, len(a), len(a)) for _ in range(n))
-    ]
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return diff, float(lo), float(hi)
+    m = len(a)
+    rows = np.stack([rng.integers(0, m, m) for _ in range(n)])
+    weights = np.zeros((n + 1, m))
+    weights[0] = 1.0  # the full test set
+    np.add.at(weights, (np.repeat(np.arange(1, n + 1), m), rows.ravel()), 1.0)
+    d = _avg_f1(a, weights, tasks) - _avg_f1(b, weights, tasks)
+    lo, hi = np.percentile(d[1:], [2.5, 97.5])
+    return float(d[0]), float(lo), float(hi)
 
 
 def pareto(latency: list[float], f1: list[float]) -> list[bool]:

@@ -1,0 +1,141 @@
+"""make bench / make bench-quick: measure what kdsweep exists for, as ratios against baselines
+measured in the same run, and write docs/benchmarks.md and docs/benchmarks.json.
+
+    python -m bench [--quick] [--only NAME[,NAME]] [--no-real-data] [--out DIR] [--work DIR]
+
+--quick is the small version the test suite smoke-runs: it checks that every figure can be
+measured, not what it is (its numbers mean nothing). Figures: orchestration, teacher_reuse,
+tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.common import FULL, QUICK, REPO, Context
+from bench.document import machine, render
+
+FIGURES = (
+    "orchestration",
+    "teacher_reuse",
+    "tracking_overhead",
+    "input_pipeline",
+    "report_scaling",
+    "latency",
+    "memory",
+    "real_data",
+    "gpu",
+)
+TITLES = {
+    "orchestration": "Orchestration overhead",
+    "teacher_reuse": "Teacher reuse",
+    "tracking_overhead": "Tracking overhead",
+    "input_pipeline": "Input pipeline",
+    "report_scaling": "Report scaling",
+    "latency": "Latency stability",
+    "memory": "Memory",
+    "real_data": "Real data (MedPix-2.0)",
+    "gpu": "GPU packing",
+}
+
+
+def _dataset(ctx: Context) -> None:
+    from pipeline.synth import generate
+
+    root = Path(ctx.data_root)
+    marker = root / ".done"
+    want = f"{ctx.scale.n_train}/{ctx.scale.n_eval}/{ctx.scale.image_size}"
+    if marker.is_file() and marker.read_text() == want:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    n = {"train": ctx.scale.n_train, "dev": ctx.scale.n_eval, "test": ctx.scale.n_eval}
+    generate("wound", root, n, image_size=ctx.scale.image_size, seed=0)
+    marker.write_text(want)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="the small smoke version (numbers mean nothing)")
+    p.add_argument("--only", default="", help="comma-separated figure names (default: all)")
+    p.add_argument("--no-real-data", action="store_true", help="skip the MedPix study (about 20 min)")
+    p.add_argument("--out", type=Path, default=None, help="where benchmarks.md/.json go")
+    p.add_argument("--work", type=Path, default=None, help="scratch folder (default data/bench[-quick])")
+    a = p.parse_args(argv)
+    scale = QUICK if a.quick else FULL
+    out = a.out or (REPO / ("data/bench-quick" if a.quick else "docs"))
+    work = (a.work or REPO / "data" / f"bench-{scale.name}").resolve()
+    only = [f.strip() for f in a.only.split(",") if f.strip()] or list(FIGURES)
+    unknown = sorted(set(only) - set(FIGURES))
+    if unknown:
+        print(
+            f"error: --only: unknown figure(s) {unknown}; expected some of {', '.join(FIGURES)}",
+            file=sys.stderr,
+        )
+        return 2
+    shutil.rmtree(work, ignore_errors=True)  # every run measures from empty stores
+    work.mkdir(parents=True)
+    os.environ["KDSWEEP_CACHE"] = str(work / "cache")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ctx = Context(
+        scale, str(work), str(work.parent / f"bench-data-{scale.name}"), not a.no_real_data and not a.quick
+    )
+    _dataset(ctx)
+    info = machine()
+    command = "make bench-quick" if a.quick else "make bench" + (" REAL_DATA=0" if a.no_real_data else "")
+    print(
+        f"kdsweep bench ({scale.name}) on {info['cores']} cores, {info['device']}; work folder {work}",
+        flush=True,
+    )
+    results, driver_mb = [], None
+    start = time.perf_counter()
+    for name in only:
+        print(f"- {TITLES[name]} ...", flush=True)
+        t0 = time.perf_counter()
+        module = importlib.import_module(f"bench.{name}")
+        try:
+            r = module.measure(ctx, driver_mb) if name == "memory" else module.measure(ctx)
+        except Exception as e:  # a figure that cannot be measured is reported as such, not hidden
+            traceback.print_exc()
+            r = {
+                "value": None,
+                "met": False,
+                "target": "",
+                "baseline": "",
+                "measured": "",
+                "why": f"the measurement failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
+                "details": {},
+            }
+        if name == "orchestration" and r.get("details"):
+            driver_mb = r["details"].get("sweep_driver_peak_rss_mb")
+        r = {
+            "figure": FIGURES.index(name) + 1,
+            "name": name,
+            "title": TITLES[name],
+            "command": f"python -m bench --only {name}" + (" --quick" if a.quick else ""),
+            "seconds": time.perf_counter() - t0,
+            **r,
+        }
+        results.append(r)
+        shown = "n/a" if r["value"] is None else f"{r['value']:.3f}{r.get('unit', '')}"
+        status = {True: "met", False: "MISSED", None: "-"}[r["met"]]
+        print(f"  {shown}  target {r['target']}: {status}  ({r['seconds']:.0f} s)", flush=True)
+    total = time.perf_counter() - start
+    report = {"command": command, "scale": scale.name, "machine": info, "total_s": total, "figures": results}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (out / "benchmarks.md").write_text(render(report))
+    print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'} ({total / 60:.1f} min)")
+    failed = [r["name"] for r in results if r["value"] is None and r["met"] is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
