@@ -4,7 +4,8 @@ measured in the same run, and write docs/benchmarks.md and docs/benchmarks.json.
     python -m bench [--quick] [--only NAME[,NAME]] [--no-real-data] [--out DIR] [--work DIR]
 
 --quick is the small version the test suite smoke-runs: it checks that every figure can be
-measured, not what it is (its numbers mean nothing). Figures: orchestration, teacher_reuse,
+measured, not what it is (its numbers mean nothing). --only re-measures some figures and
+replaces just those in an existing benchmarks.json/.md (each figure keeps its own date). Figures: orchestration, teacher_reuse,
 tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu.
 """
 
@@ -128,6 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         status = {True: "met", False: "MISSED", None: "-"}[r["met"]]
         print(f"  {shown}  target {r['target']}: {status}  ({r['seconds']:.0f} s)", flush=True)
     total = time.perf_counter() - start
+    for r in results:
+        r["date"] = info["date"]
+    previous = out / "benchmarks.json"
+    if a.only and previous.is_file():  # re-measured figures replace theirs; the others stay
+        old = json.loads(previous.read_text())
+        if old.get("scale") == scale.name:
+            mine = {r["name"] for r in results}
+            kept = [r for r in old["figures"] if r["name"] not in mine]
+            results = sorted(kept + results, key=lambda r: r["figure"])
+            total = sum(r["seconds"] for r in results)
+            command = old["command"]
     report = {"command": command, "scale": scale.name, "machine": info, "total_s": total, "figures": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.json").write_text(json.dumps(report, indent=1, default=float) + "\n")

@@ -40,7 +40,7 @@ class Scale:
     paper_memory: bool
 
 
-FULL = Scale("full", 1200, 300, 64, 4, 4, 5, 3, (100, 1000, 10000), 5, 100, True)
+FULL = Scale("full", 1200, 300, 64, 4, 4, 5, 5, (100, 1000, 10000), 5, 100, True)
 QUICK = Scale("quick", 60, 20, 32, 1, 1, 2, 1, (20, 60), 2, 5, False)
 
 

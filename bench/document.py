@@ -86,5 +86,10 @@ def render(report: dict) -> str:
         extra = r.get("details", {}).get("backbones")
         if extra:
             lines.append(f"- Backbones: {extra}")
-        lines += [f"- Command: `{r['command']}` ({r['seconds']:.0f} s).", ""]
+        when = f", measured {r['date']}" if r.get("date") else ""
+        lines += [f"- Command: `{r['command']}` ({r['seconds']:.0f} s{when}).", ""]
+        table = r.get("details", {}).get("table")
+        if table:
+            lines += ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table[1:]] + [""]
     return "\n".join(lines).rstrip() + "\n"

@@ -85,6 +85,15 @@ def measure(ctx: Context) -> dict:
             f"{loss}: modality {row['modality_f1']:.3f}, location {row['location_f1']:.3f}"
             + (f" (published {pub[0]:.3f}, {pub[1]:.3f})" if pub else " (not in the published table)")
         )
+    table = [
+        ["Loss", "Modality F1", "Location F1", "Avg F1", "Published modality F1", "Published location F1"]
+    ]
+    for loss, row in sorted(by_loss.items(), key=lambda kv: -(kv[1]["avg_f1"] or 0)):
+        pub = PUBLISHED.get(loss, (None, None))
+        table.append(
+            [loss, f"{row['modality_f1']:.3f}", f"{row['location_f1']:.3f}", f"{row['avg_f1']:.3f}"]
+            + [f"{v:.3f}" if v is not None else "-" for v in pub]
+        )
     best = max(by_loss.values(), key=lambda row: row["avg_f1"] or 0)
     return {
         "value": best["avg_f1"],
@@ -94,6 +103,7 @@ def measure(ctx: Context) -> dict:
         "measured": "; ".join(lines) + f". Whole study {r['sweep_s'] / 60:.1f} min",
         "why": "",
         "details": {
+            "table": table,
             "rows": r["rows"],
             "sweep_s": r["sweep_s"],
             "published": PUBLISHED,

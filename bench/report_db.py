@@ -117,7 +117,7 @@ def _metric_rows(run_id: str, final: dict, epochs: int, now: int) -> tuple[list[
     return rows, list(latest.values())
 
 
-def populate(ctx, uri: str, n_runs: int, seed: int = 0) -> dict:
+def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = None) -> dict:
     """Fill the (empty) store at `uri` with `n_runs` runs (a bench child: `ctx` is unused)."""
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
@@ -130,7 +130,7 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0) -> dict:
     pool_dir = db.parent / "pool"
     pool_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    pools = {d: _Pool(d, pool_dir, rng) for d in DATASETS}
+    pools = pools or {d: _Pool(d, pool_dir, rng) for d in DATASETS}
     exps = {d: tracking.experiment_id(c, f"kdsweep-{d}") for d in DATASETS}
     art = {d: Path(c.get_experiment(e).artifact_location.removeprefix("file://")) for d, e in exps.items()}
     rnd = random.Random(seed)
@@ -269,8 +269,10 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0) -> dict:
 
 
 def populate_all(ctx, stores: dict[str, str]) -> dict:
-    """`populate` each store (run count -> URI) in this one process; what each holds."""
-    out = {}
-    for n, uri in stores.items():
-        out[n] = populate(ctx, uri, int(n))
-    return out
+    """`populate` each store (run count -> URI) in this one process, sharing one pool of
+    prediction files (hard links need them on the same file system: beside the first store)."""
+    first = Path(next(iter(stores.values())).removeprefix("sqlite:///")).parent.parent / "pool"
+    first.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    pools = {d: _Pool(d, first, rng) for d in DATASETS}
+    return {n: populate(ctx, uri, int(n), pools=pools) for n, uri in stores.items()}

@@ -2,12 +2,18 @@
 epoch, confusion matrices, predictions, checkpoint, tokenizers) against the same trial with
 tracking off (KDSWEEP_TRACKING=off: every logging call dropped). Same process, same teacher,
 same seed; the two modes alternate (on/off, then off/on, ...) and each keeps its median.
+
+On a noisy machine the difference of two ~20 s medians can be smaller than their spread, so the
+child also times every MLflow client call of the tracked trials directly (figure rendering
+inside log_figure included): tracking time / untracked trial time is the cross-check, and the
+target must hold for both.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import time
 
 from bench.common import Context, Timer, child, cores, quiet, set_threads
 
@@ -17,40 +23,88 @@ def alternate(ctx: Context, repeats: int, threads: int) -> dict:
     from pipeline.run import ensure_teacher, prepare, run_student
 
     set_threads(threads)
+    spent = _time_client_calls()
     cfg = load_experiment("default", ctx.overrides())
     data, device = prepare(cfg, quiet)
     teacher, teacher_run, _, _ = ensure_teacher(cfg, data, device, say=quiet)
-    times: dict[str, list[float]] = {"on": [], "off": []}
+    times: dict[str, list[float]] = {"on": [], "off": [], "in_mlflow": []}
     for i in range(repeats):
         for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
             os.environ["KDSWEEP_TRACKING"] = mode
+            before = spent[0]
             with Timer() as t:
                 run_student(cfg, data, device, teacher, teacher_run, say=quiet)
             times[mode].append(t.seconds)
+            if mode == "on":
+                times["in_mlflow"].append(spent[0] - before)
     os.environ["KDSWEEP_TRACKING"] = "on"
     return times
 
 
+def _time_client_calls() -> list[float]:
+    """Wrap MlflowClient's public methods to add their wall time to the returned cell."""
+    import functools
+
+    from mlflow.tracking import MlflowClient
+
+    spent = [0.0]
+    depth = [0]
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:  # nested client calls count once
+                    spent[0] += time.perf_counter() - start
+
+        return timed
+
+    for name in dir(MlflowClient):
+        attr = getattr(MlflowClient, name)
+        if not name.startswith("_") and callable(attr):
+            setattr(MlflowClient, name, wrap(attr))
+    return spent
+
+
 def measure(ctx: Context) -> dict:
-    r = child(ctx, "tracking_overhead:alternate", repeats=ctx.scale.repeats, threads=cores())
+    return summarize(child(ctx, "tracking_overhead:alternate", repeats=ctx.scale.repeats, threads=cores()))
+
+
+def summarize(r: dict) -> dict:
+    """The figure from the child's timings. The time inside MLflow calls is the headline: the
+    on/off difference counts only where it exceeds the spread of the untracked runs."""
     on, off = statistics.median(r["on"]), statistics.median(r["off"])
-    overhead = on / off - 1
-    met = overhead <= 0.03
+    in_mlflow = statistics.median(r["in_mlflow"])
+    overhead, direct = on / off - 1, in_mlflow / off
+    spread = (max(r["off"]) - min(r["off"])) / off
+    conclusive = spread <= abs(overhead)
+    met = direct <= 0.03 and (overhead <= 0.03 or not conclusive)
     why = ""
     if not met:
         why = (
-            f"Logging adds {on - off:.2f} s to a {off:.1f} s trial: per-epoch metrics, two confusion-matrix "
-            "PNGs, the predictions CSV, the checkpoint and the tokenizers, each a separate artifact "
-            "write. The cost is fixed per trial, so it matters only for very short trials; logging "
-            "the artifacts as one folder, or the PNGs only at the report stage, would cut it."
+            f"MLflow calls take {in_mlflow:.2f} s of a {off:.1f} s trial ({direct:.1%}): per-epoch metrics, "
+            "two confusion-matrix PNGs, the predictions CSV, the checkpoint and the tokenizers, each its "
+            "own artifact write. The cost is fixed per trial, so it weighs only on short trials; logging "
+            "the artifacts as one folder, or drawing the PNGs at the report stage, would cut it."
         )
+    noise = (
+        f"; the untracked runs themselves spread {spread:.1%}, so the difference of medians is within noise"
+        if not conclusive
+        else ""
+    )
     return {
-        "value": overhead * 100,
+        "value": direct * 100,
         "unit": "%",
         "met": met,
-        "target": "<= 3 %",
-        "baseline": f"the same student trial with tracking off: median {off:.2f} s",
-        "measured": f"with full MLflow logging (sqlite): median {on:.2f} s",
+        "target": "<= 3 % (time inside MLflow calls; and the on/off difference where above noise)",
+        "baseline": f"the same student trial with tracking off: median {off:.2f} s of {len(r['off'])} runs",
+        "measured": f"with full MLflow logging (sqlite): median {on:.2f} s ({overhead:+.1%}){noise}; time inside "
+        f"MLflow client calls {in_mlflow:.2f} s per trial ({direct:.1%} of the untracked trial, the result)",
         "why": why,
-        "details": {"on_s": r["on"], "off_s": r["off"], "threads": cores()},
+        "details": {**r, "direct_fraction": direct, "on_off_difference": overhead, "off_spread": spread},
     }

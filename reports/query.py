@@ -59,6 +59,8 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
             pinned.add(key)
         elif key not in pinned:
             chosen[key] = p
+    # runs that did not finish, of every sweep, in one search (few rows; status is a column)
+    unfinished = tracking.runs_frame("attributes.status != 'FINISHED'")
     out = []
     for (study, dataset), p in sorted(chosen.items()):
         text = tracking.read_text(p["run_id"], "trials.json")
@@ -77,8 +79,10 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
         finished = [t["run_id"] for t in trials if t.get("run_id") and t["status"].startswith("FINISHED")]
         runs = runs_by_id(finished)
         sweep.runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True) if not runs.empty else runs
-        bad = tracking.runs_frame(
-            f"tags.sweep_hash = '{p['tags.sweep_hash']}' and attributes.status != 'FINISHED'"
+        bad = (
+            unfinished[unfinished["tags.sweep_hash"] == p["tags.sweep_hash"]]
+            if "tags.sweep_hash" in unfinished
+            else unfinished.iloc[0:0]
         )
         done_labels = {t["label"] for t in trials if t["status"].startswith("FINISHED")}
         sweep.incomplete = [

@@ -48,3 +48,13 @@ def test_sweep_with_missing_data_fails_before_ray_in_one_line(tmp_path):
         done.stderr.count("\n") == 1 and "dataset 'wound': root" in done.stderr and "not found" in done.stderr
     )
     assert not (tmp_path / "mlflow.db").exists()  # nothing was written
+
+
+def test_run_no_track_records_nothing(synth_wound, tmp_path):
+    from support import tiny_overrides
+
+    done = _cli("run", "default", "--no-track", *tiny_overrides(synth_wound, epochs=1), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "MLflow: off (--no-track)" in done.stdout and "nothing was recorded" in done.stdout
+    assert "test/avg_f1" in done.stdout  # the comparison table is still printed
+    assert not (tmp_path / "mlflow.db").exists()

@@ -361,3 +361,22 @@ def test_latest_sweep_by_default_and_sweep_id_picks_another(tmp_path, monkeypatc
         "report/toy_loss_f1.png",
         "report/toy_loss_pareto.png",
     }
+
+
+def test_bootstrap_macro_f1_is_sklearns_on_every_resample():
+    """The vectorised scorer of all resamples at once gives sklearn's macro-F1 (zero_division=0,
+    classes present in the resample's labels or predictions) on each one."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from reports.stats import _macro_f1
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n, k = int(rng.integers(5, 40)), int(rng.integers(2, 6))
+        y, p = rng.integers(0, k, n), rng.integers(0, k, n)
+        rows = rng.integers(0, n, (8, n))
+        weights = np.stack([np.bincount(r, minlength=n) for r in rows]).astype(float)
+        got = _macro_f1(y, p, weights)
+        want = [f1_score(y[r], p[r], average="macro", zero_division=0) for r in rows]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
