@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import FULL, QUICK, REPO, Context
@@ -95,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         f"kdsweep bench ({scale.name}) on {info['cores']} cores, {info['device']}; work folder {work}",
         flush=True,
     )
-    results, driver_mb = [], None
     start = time.perf_counter()
-    for name in only:
-        print(f"- {TITLES[name]} ...", flush=True)
+
+    def one(name: str, driver_mb: float | None = None) -> dict:
         t0 = time.perf_counter()
         module = importlib.import_module(f"bench.{name}")
         try:
@@ -114,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
                 "why": f"the measurement failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
                 "details": {},
             }
-        if name == "orchestration" and r.get("details"):
-            driver_mb = r["details"].get("sweep_driver_peak_rss_mb")
         r = {
             "figure": FIGURES.index(name) + 1,
             "name": name,
@@ -124,10 +122,32 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": time.perf_counter() - t0,
             **r,
         }
-        results.append(r)
         shown = "n/a" if r["value"] is None else f"{r['value']:.3f}{r.get('unit', '')}"
         status = {True: "met", False: "MISSED", None: "-"}[r["met"]]
-        print(f"  {shown}  target {r['target']}: {status}  ({r['seconds']:.0f} s)", flush=True)
+        print(
+            f"- {TITLES[name]}: {shown}  target {r['target']}: {status}  ({r['seconds']:.0f} s)", flush=True
+        )
+        return r
+
+    def driver(r: dict | None) -> float | None:  # memory reports the orchestration sweep's driver
+        return (r or {}).get("details", {}).get("sweep_driver_peak_rss_mb")
+
+    # Full: one figure at a time, so no measurement shares the machine with another. Quick
+    # (correctness only): two at a time, which halves the smoke run's start-up bound wall time.
+    with ThreadPoolExecutor(max_workers=2 if a.quick else 1) as pool:
+        futures = {n: pool.submit(one, n) for n in only if n != "memory"} if a.quick else {}
+        done: dict[str, dict] = {}
+        for name in only:
+            if name == "memory":
+                orch = (
+                    futures["orchestration"].result()
+                    if "orchestration" in futures
+                    else done.get("orchestration")
+                )
+                done[name] = one(name, driver(orch))
+            else:
+                done[name] = futures[name].result() if name in futures else one(name)
+    results = [done[n] for n in only]
     total = time.perf_counter() - start
     for r in results:
         r["date"] = info["date"]

@@ -32,19 +32,28 @@ def medpix_root() -> Path | None:
     return root if (root / "splitted_dataset").is_dir() else None
 
 
-def study(ctx: Context, root: str) -> dict:
+def study(ctx: Context, root: str, profile: str = "minilm", extra: tuple[str, ...] = ()) -> dict:
     from pipeline import tracking
     from pipeline.sweep import run_sweep
 
     with Timer() as t:
-        result = run_sweep("loss", ["dataset=medpix", "profile=minilm", f"dataset.root={root}"], say=quiet)
-    rows = []
+        result = run_sweep(
+            "loss", ["dataset=medpix", f"profile={profile}", f"dataset.root={root}", *extra], say=quiet
+        )
+    rows, teacher = [], {}
     for r in result.rows:
         if not r.run_id:
             rows.append({"label": r.label, "status": r.status, "error": r.error})
             continue
         run = tracking.get_run(r.run_id)
         m = run.data.metrics
+        if not teacher and run.data.tags.get("teacher_run_id"):  # the students' teacher, for scale
+            t_m = tracking.get_run(run.data.tags["teacher_run_id"]).data.metrics
+            teacher = {
+                "modality_f1": t_m.get("test/modality/f1"),
+                "location_f1": t_m.get("test/location/f1"),
+                "avg_f1": t_m.get("test/avg_f1"),
+            }
         rows.append(
             {
                 "loss": run.data.tags.get("loss"),
@@ -55,7 +64,12 @@ def study(ctx: Context, root: str) -> dict:
                 "latency_ms": m.get("latency_ms"),
             }
         )
-    return {"sweep_s": t.seconds, "rows": rows, "teachers_trained": result.teachers_trained}
+    return {
+        "sweep_s": t.seconds,
+        "rows": rows,
+        "teacher": teacher,
+        "teachers_trained": result.teachers_trained,
+    }
 
 
 def measure(ctx: Context) -> dict:
@@ -93,6 +107,16 @@ def measure(ctx: Context) -> dict:
         table.append(
             [loss, f"{row['modality_f1']:.3f}", f"{row['location_f1']:.3f}", f"{row['avg_f1']:.3f}"]
             + [f"{v:.3f}" if v is not None else "-" for v in pub]
+        )
+    teacher = r.get("teacher") or {}
+    if teacher.get("avg_f1") is not None:
+        table.append(
+            ["(teacher)"]
+            + [f"{teacher[k]:.3f}" for k in ("modality_f1", "location_f1", "avg_f1")]
+            + ["-", "-"]
+        )
+        lines.append(
+            f"their teacher: modality {teacher['modality_f1']:.3f}, location {teacher['location_f1']:.3f}"
         )
     best = max(by_loss.values(), key=lambda row: row["avg_f1"] or 0)
     return {

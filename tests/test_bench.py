@@ -30,15 +30,24 @@ def _bench(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_bench_quick_measures_every_figure(tmp_path):
-    done = _bench("--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), tmp_path=tmp_path)
+    done = _bench(
+        "--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), tmp_path=tmp_path
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "benchmarks.json").read_text())
     assert report["command"] == "make bench-quick" and report["machine"]["cores"] >= 1
     assert report["machine"]["date"] and report["machine"]["device"]
     figures = {f["name"]: f for f in report["figures"]}
     assert [f["figure"] for f in report["figures"]] == list(range(1, 10))
-    for name in ("orchestration", "teacher_reuse", "tracking_overhead", "input_pipeline", "report_scaling",
-                 "latency", "memory"):
+    for name in (
+        "orchestration",
+        "teacher_reuse",
+        "tracking_overhead",
+        "input_pipeline",
+        "report_scaling",
+        "latency",
+        "memory",
+    ):
         f = figures[name]
         assert f["value"] is not None and f["value"] == f["value"], (name, f)
         assert f["target"] and f["baseline"] and f["measured"] and f["command"].startswith("python -m bench")
@@ -102,7 +111,12 @@ def test_generated_history_is_read_by_the_report(tmp_path, monkeypatch):
     assert student.data.params["loss.name"] and "test/avg_f1" in student.data.metrics
     assert len(client.get_metric_history(student.info.run_id, "dev/avg_f1")) == 6
     files = {p.name for p in build(tmp_path / "docs")}
-    assert {"loss_explore.md", "synthetic-wound_fusion_hp_summary.md", "kd_sensitivity.md", "index.md"} <= files
+    assert {
+        "loss_explore.md",
+        "synthetic-wound_fusion_hp_summary.md",
+        "kd_sensitivity.md",
+        "index.md",
+    } <= files
     rows = (tmp_path / "docs" / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 2 + 130 - 3 * 2  # comment + header + one row per student run
 
@@ -114,13 +128,46 @@ def test_document_says_why_a_target_was_missed():
         "command": "make bench",
         "scale": "full",
         "total_s": 60.0,
-        "machine": {"date": "d", "cores": 2, "cpu": "c", "memory_gb": 1, "device": "CPU only", "python": "3",
-                    "torch": "t", "git_commit": "abc"},
+        "machine": {
+            "date": "d",
+            "cores": 2,
+            "cpu": "c",
+            "memory_gb": 1,
+            "device": "CPU only",
+            "python": "3",
+            "torch": "t",
+            "git_commit": "abc",
+        },
         "figures": [
-            {"figure": 1, "name": "a", "title": "A", "value": 1.3, "met": False, "target": "<= 1.15",
-             "baseline": "b", "measured": "m", "why": "because", "details": {}, "command": "x", "seconds": 1.0},
-            {"figure": 2, "name": "b", "title": "B", "value": 2.5, "unit": "%", "met": True, "target": "<= 3 %",
-             "baseline": "b", "measured": "m", "why": "", "details": {}, "command": "y", "seconds": 1.0},
+            {
+                "figure": 1,
+                "name": "a",
+                "title": "A",
+                "value": 1.3,
+                "met": False,
+                "target": "<= 1.15",
+                "baseline": "b",
+                "measured": "m",
+                "why": "because",
+                "details": {},
+                "command": "x",
+                "seconds": 1.0,
+            },
+            {
+                "figure": 2,
+                "name": "b",
+                "title": "B",
+                "value": 2.5,
+                "unit": "%",
+                "met": True,
+                "target": "<= 3 %",
+                "baseline": "b",
+                "measured": "m",
+                "why": "",
+                "details": {},
+                "command": "y",
+                "seconds": 1.0,
+            },
         ],
     }
     md = render(report)

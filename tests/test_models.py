@@ -132,3 +132,18 @@ def test_text_backbone_from_config_matches_vocab():
         key="student.text",
     )
     assert bb.net.get_input_embeddings().num_embeddings == 500 and bb.out_dim == 32
+
+
+def test_minilm_profile_builds_its_pretrained_teacher_offline(synth_medpix, minilm_dir, monkeypatch):
+    """profiles/minilm.yaml: MINILM_DIR -> the local all-MiniLM-L6-v2 folder, loaded with its weights."""
+    from pipeline.config import load_experiment
+    from pipeline.run import build_model, prepare
+
+    monkeypatch.setenv("MINILM_DIR", str(minilm_dir))
+    cfg = load_experiment("default", ["dataset=medpix", f"dataset.root={synth_medpix}", "profile=minilm"])
+    assert cfg.teacher.text.name == str(minilm_dir) and cfg.teacher.text.pretrained
+    data, _ = prepare(cfg, lambda _: None)
+    teacher = build_model(cfg.teacher, data, "teacher", 0)
+    assert len(data.tokenizers["teacher"]) == 30522  # MiniLM's own vocabulary, not a trained one
+    n_text = sum(p.numel() for p in teacher.text.parameters())
+    assert 22e6 < n_text < 23e6
