@@ -167,3 +167,49 @@ def write_study(path: Path, name: str, space: dict, extra: dict | None = None) -
 
 def quiet(_: str) -> None:
     pass
+
+
+@dataclass
+class KDStep:
+    """A student, its KD loss, its frozen teacher and an optimiser: what one training step needs
+    (the same objects `pipeline.run.run_student` builds), for the figures that time the loop."""
+
+    cfg: Any
+    data: Any
+    device: Any
+    teacher: Any
+    student: Any
+    loss_fn: Any
+    frozen: Any
+    params: list
+    opt: Any
+
+    @classmethod
+    def build(cls, overrides: list[str]) -> KDStep:
+        import itertools
+
+        import torch
+
+        from losses import LOSSES
+        from models.model import FrozenTeacher
+        from pipeline.config import load_experiment
+        from pipeline.run import build_model, loss_context, prepare
+
+        cfg = load_experiment("default", overrides)
+        data, device = prepare(cfg, quiet)
+        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
+        student = build_model(cfg.student, data, "student", cfg.seed + 1)
+        loss_fn = LOSSES.get(cfg.loss.name)(cfg.loss, loss_context(data, student, teacher))
+        frozen = FrozenTeacher(teacher).to(device)
+        params = [p for p in itertools.chain(student.parameters(), loss_fn.parameters()) if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.train.lr)
+        return cls(cfg, data, device, teacher, student, loss_fn, frozen, params, opt)
+
+    def epoch(self, batches) -> int:
+        """One pass of `pipeline.train.train_epoch` over `batches`; the number of samples."""
+        from pipeline.train import train_epoch
+
+        s = self
+        return train_epoch(
+            s.student, s.loss_fn, s.opt, batches, s.device, s.params, s.cfg.train.grad_clip, s.frozen
+        )[1]

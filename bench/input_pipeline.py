@@ -6,37 +6,22 @@ loss with its frozen teacher, same batch size; one warm-up epoch, then the two a
 
 from __future__ import annotations
 
-import itertools
 import statistics
 
-from bench.common import Context, Timer, child, cores, quiet, set_threads
+from bench.common import Context, KDStep, Timer, child, cores, set_threads
 
 
 def alternate(ctx: Context, repeats: int, threads: int) -> dict:
-    import torch
-
-    from losses import LOSSES
-    from models.model import FrozenTeacher
-    from pipeline.config import load_experiment
-    from pipeline.run import build_model, loss_context, prepare
-    from pipeline.train import train_epoch
-
     set_threads(threads)
-    cfg = load_experiment("default", ctx.overrides())
-    data, device = prepare(cfg, quiet)
-    teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
-    student = build_model(cfg.student, data, "student", cfg.seed + 1)
-    loss_fn = LOSSES.get(cfg.loss.name)(cfg.loss, loss_context(data, student, teacher))
-    frozen = FrozenTeacher(teacher).to(device)
-    params = [p for p in itertools.chain(student.parameters(), loss_fn.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr)
+    step = KDStep.build(ctx.overrides())
+    cfg, data = step.cfg, step.data
 
     def loader(epoch: int):
         return data.loader("train", cfg.train.batch_size, shuffle=True, seed=epoch)
 
     def epoch(batches) -> float:
         with Timer() as t:
-            _, n = train_epoch(student, loss_fn, opt, batches, device, params, cfg.train.grad_clip, frozen)
+            n = step.epoch(batches)
         return n / t.seconds
 
     epoch(loader(0))  # warm-up: allocator, kernels, caches

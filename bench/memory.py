@@ -11,7 +11,7 @@ DistilBERT) standing in for both tokenizers. Same shapes, same memory.
 
 from __future__ import annotations
 
-from bench.common import Context, child, cores, quiet, set_threads
+from bench.common import Context, KDStep, child, cores, set_threads
 
 
 def _minilm() -> str:
@@ -42,28 +42,12 @@ def paper_overrides(ctx: Context) -> list[str]:
 
 def one_step(ctx: Context, profile: str, threads: int) -> dict:
     """Build teacher and student, run one KD training step of the student; peak memory."""
-    import itertools
-
-    import torch
-
-    from losses import LOSSES
-    from models.model import FrozenTeacher, parameter_count
-    from pipeline.config import load_experiment
-    from pipeline.run import build_model, loss_context, prepare
-    from pipeline.train import train_epoch
+    from models.model import parameter_count
 
     set_threads(threads)
-    overrides = ctx.overrides() if profile == "tiny" else paper_overrides(ctx)
-    cfg = load_experiment("default", overrides)
-    data, device = prepare(cfg, quiet)
-    teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
-    student = build_model(cfg.student, data, "student", cfg.seed + 1)
-    loss_fn = LOSSES.get(cfg.loss.name)(cfg.loss, loss_context(data, student, teacher))
-    frozen = FrozenTeacher(teacher).to(device)
-    params = [p for p in itertools.chain(student.parameters(), loss_fn.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr)
-    batch = next(iter(data.loader("train", cfg.train.batch_size, shuffle=True, seed=0)))
-    train_epoch(student, loss_fn, opt, [batch], device, params, cfg.train.grad_clip, frozen)
+    step = KDStep.build(ctx.overrides() if profile == "tiny" else paper_overrides(ctx))
+    cfg, teacher, student = step.cfg, step.teacher, step.student
+    step.epoch([next(iter(step.data.loader("train", cfg.train.batch_size, shuffle=True, seed=0)))])
     return {
         "teacher_params_m": parameter_count(teacher) / 1e6,
         "student_params_m": parameter_count(student) / 1e6,

@@ -46,21 +46,16 @@ def measure(ctx: Context) -> dict:
     stores = {k: f"sqlite:///{Path(ctx.work) / 'teacher-reuse' / k / 'mlflow.db'}" for k in ("reuse", "each")}
     for uri in stores.values():
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    reuse = child(
-        ctx,
-        "teacher_reuse:arm",
-        {"MLFLOW_TRACKING_URI": stores["reuse"]},
-        losses=losses,
-        retrain=False,
-        threads=threads,
-    )
-    each = child(
-        ctx,
-        "teacher_reuse:arm",
-        {"MLFLOW_TRACKING_URI": stores["each"]},
-        losses=losses,
-        retrain=True,
-        threads=threads,
+    reuse, each = (
+        child(
+            ctx,
+            "teacher_reuse:arm",
+            {"MLFLOW_TRACKING_URI": stores[k]},
+            losses=losses,
+            retrain=k == "each",
+            threads=threads,
+        )
+        for k in ("reuse", "each")
     )
     reused = sum(t["reused"] for t in reuse["trials"])
     if reused != n - 1:
