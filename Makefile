@@ -91,7 +91,7 @@ REAL_DATA ?= 1
 bench: setup ## benchmarks (~40 min on 2 cores) -> docs/benchmarks.md + .json [REAL_DATA=0 skips the MedPix study]
 	$(PY) -m bench $(if $(filter 0,$(REAL_DATA)),--no-real-data)
 
-bench-quick: setup ## the benchmarks' small smoke version (~2 min; numbers mean nothing) -> data/bench-quick/
+bench-quick: setup ## the benchmarks' small smoke version (~3 min; numbers mean nothing) -> data/bench-quick/
 	$(PY) -m bench --quick
 
 mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out
