@@ -186,14 +186,11 @@ class KDStep:
 
     @classmethod
     def build(cls, overrides: list[str]) -> KDStep:
-        import itertools
-
-        import torch
-
         from losses import LOSSES
         from models.model import FrozenTeacher
         from pipeline.config import load_experiment
         from pipeline.run import build_model, loss_context, prepare
+        from pipeline.train import optimizer
 
         cfg = load_experiment("default", overrides)
         data, device = prepare(cfg, quiet)
@@ -201,8 +198,7 @@ class KDStep:
         student = build_model(cfg.student, data, "student", cfg.seed + 1)
         loss_fn = LOSSES.get(cfg.loss.name)(cfg.loss, loss_context(data, student, teacher))
         frozen = FrozenTeacher(teacher).to(device)
-        params = [p for p in itertools.chain(student.parameters(), loss_fn.parameters()) if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.train.lr)
+        params, opt = optimizer(student, loss_fn, cfg.train)
         return cls(cfg, data, device, teacher, student, loss_fn, frozen, params, opt)
 
     def epoch(self, batches) -> int:

@@ -21,7 +21,7 @@ def once(ctx: Context, threads: int) -> dict:
     import torch
 
     from pipeline.config import load_experiment
-    from pipeline.evaluate import latency_ms
+    from pipeline.evaluate import first_sample, latency_ms
     from pipeline.run import build_model, prepare
 
     set_threads(threads)
@@ -33,10 +33,7 @@ def once(ctx: Context, threads: int) -> dict:
     torch.manual_seed(0)
     ref = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(8)]).eval()
     x = torch.randn(16, 256)
-    one = {
-        k: ({t: v[:1] for t, v in val.items()} if isinstance(val, dict) else val[:1])
-        for k, val in batch.items()
-    }
+    one = first_sample(batch)
     pairs = []
     with torch.inference_mode():
         for _ in range(10):

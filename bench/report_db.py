@@ -127,10 +127,9 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
     os.environ["MLFLOW_TRACKING_URI"] = uri
     c = tracking.client()
     db = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    pool_dir = db.parent / "pool"
-    pool_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    pools = pools or {d: _Pool(d, pool_dir, rng) for d in DATASETS}
+    if pools is None:
+        (db.parent / "pool").mkdir(parents=True, exist_ok=True)
+        pools = {d: _Pool(d, db.parent / "pool", np.random.default_rng(seed)) for d in DATASETS}
     exps = {d: tracking.experiment_id(c, f"kdsweep-{d}") for d in DATASETS}
     art = {d: Path(c.get_experiment(e).artifact_location.removeprefix("file://")) for d, e in exps.items()}
     rnd = random.Random(seed)

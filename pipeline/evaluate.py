@@ -46,6 +46,11 @@ def to_device(batch: dict, device: torch.device) -> dict:
     }
 
 
+def first_sample(batch: dict) -> dict:
+    """The batch cut to its first sample (batch size 1), nested task dicts included."""
+    return {k: ({t: x[:1] for t, x in v.items()} if isinstance(v, dict) else v[:1]) for k, v in batch.items()}
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; a no-op context on CPU (fp32 there keeps runs reproducible)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -110,10 +115,7 @@ def latency_ms(
     """Per-sample latency at batch 1 on `device`: `warmup` untimed passes, then the median and
     p90 of `runs` timed passes (CUDA synchronised around each)."""
     model.eval()
-    one = to_device(
-        {k: ({t: x[:1] for t, x in v.items()} if isinstance(v, dict) else v[:1]) for k, v in batch.items()},
-        device,
-    )
+    one = to_device(first_sample(batch), device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         with autocast(device):

@@ -55,7 +55,6 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///").split("?")[0]) if uri.startswith("sqlite:///") else None
 
 
-_WAL_DONE: set[Path] = set()
 _CLIENTS: dict[str, MlflowClient] = {}  # one per URI: building one costs ~70 ms (a new engine)
 
 
@@ -69,11 +68,10 @@ def client() -> MlflowClient:
         db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     c = MlflowClient(uri)
-    if db is not None and db not in _WAL_DONE:
+    if db is not None:  # first client for this database (cached below)
         c.search_experiments(max_results=1)  # creates the schema on first use
         with sqlite3.connect(db, timeout=60) as con:  # readers no longer block the writer
             con.execute("PRAGMA journal_mode=WAL")
-        _WAL_DONE.add(db)
     _CLIENTS[uri] = c
     return c
 

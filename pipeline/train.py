@@ -96,6 +96,14 @@ def train_epoch(
     return sums, n
 
 
+def optimizer(
+    model: nn.Module, loss_fn: DistillLoss, cfg: TrainConfig
+) -> tuple[list[nn.Parameter], torch.optim.Optimizer]:
+    """AdamW over the trainable parameters of the model and of the loss (its projections)."""
+    params = [p for p in itertools.chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
+    return params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def fit(
     model: nn.Module,
     loss_fn: DistillLoss,
@@ -111,8 +119,7 @@ def fit(
     train terms (``train/<term>``, ``train/loss``) and dev metrics (``dev/<metric>``)."""
     model.to(device)
     loss_fn.to(device)
-    params = [p for p in itertools.chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params, opt = optimizer(model, loss_fn, cfg)
     dev_loader = data.loader("dev", cfg.eval_batch_size, num_workers=cfg.num_workers)
     result, best_state, bad_epochs = FitResult(), None, 0
     for epoch in range(1, epochs + 1):
