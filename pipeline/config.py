@@ -159,6 +159,7 @@ def compose(
         if key not in ("dataset", "profile"):
             _set_path(data, key, value, f"override {text!r}")
             origins[key] = f"override {text!r}"
+    _absolute_root(data.get("dataset"))
     cfg = parse(ExperimentConfig, data, origins, where)
     check_extensions(cfg, origins, where)
     return cfg
@@ -214,7 +215,16 @@ def load_dataset_config(name: str, overrides: Iterable[str] = ()) -> DatasetConf
         key, value = parse_override(text)
         _set_path(data, key, value, f"override {text!r}")
         origins[key] = f"override {text!r}"
+    _absolute_root(data)
     return parse(DatasetConfig, data, origins, str(path))
+
+
+def _absolute_root(dataset: Any) -> None:
+    """A relative dataset root means "from where the command runs": resolve it now, once, so a
+    trial in another working directory (a Ray job's, another node's) reads the same folder and
+    a run's config (and hash) names the data unambiguously."""
+    if isinstance(dataset, dict) and isinstance(dataset.get("root"), str) and dataset["root"]:
+        dataset["root"] = os.path.abspath(dataset["root"])
 
 
 def check_extensions(

@@ -27,6 +27,10 @@ class DataError(KdsweepError):
     """A dataset on disk is missing, malformed or inconsistent."""
 
 
+class ClusterError(KdsweepError):
+    """The Ray cluster at RAY_ADDRESS cannot be reached or refuses this client."""
+
+
 def closest(name: str, valid: Iterable[str], n: int = 3) -> str:
     """'did you mean' text for an unknown name: the closest valid names, else all of them."""
     valid = sorted(valid)

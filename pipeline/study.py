@@ -13,7 +13,7 @@ A study file (sweeps/<name>.yaml)::
     seeds: [0]                          # every configuration is repeated over these seeds
     scheduler: none                     # or asha: stop weak trials early on the dev metric
     resources: {cpu: 1, gpu: 0}         # per trial; fractional GPUs pack students on a card
-    retries: 0
+    retries: 1                          # reruns of a trial whose worker/node died (not its own errors)
 
 Every discrete combination (ranges at both ends) is composed into a full experiment config
 and validated now, so an invalid one is refused with its key and reason before Ray starts.
@@ -60,7 +60,7 @@ class StudyConfig:
     scheduler: Literal["none", "asha"] = "none"
     resources: Resources = Resources()
     max_concurrent: int = non_negative(default=0)  # 0: as many as the resources allow
-    retries: int = non_negative(default=0)
+    retries: int = non_negative(default=1)  # system failures only (pipeline.tune_runner)
 
     def validate(self) -> None:
         if not self.metric.startswith("dev/"):

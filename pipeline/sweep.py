@@ -9,7 +9,9 @@
    teacher is trained at most once even when student trials run side by side; students then
    find it through MLflow (its checkpoint artifact), on any node.
 5. Students: one Ray trial per configuration and seed; a failing trial ends FAILED with its
-   reason and the sweep goes on.
+   reason and the sweep goes on. Students of a teacher that failed are not started (FAILED,
+   "teacher failed: <reason>"). A trial whose worker or node died ends FAILED with that cause
+   and is run again `retries` times (default 1); a trial's own error is never retried.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class SweepResult:
     experiment: str
     metric: str
     rows: list[Row]
-    teachers_trained: int
+    teachers_trained: int  # FINISHED teacher runs this sweep trained (not reused)
+    teachers_failed: int = 0
 
 
 def study_kind(space: Mapping) -> str:
@@ -115,6 +118,10 @@ def run_sweep(
     read_dataset(first.dataset)  # bad data: one line now, not N failed trials
     exp = experiment_name(first)
     sweep_hash = config_hash({"study": to_dict(study), "extra": list(extra)})
+    # Ray first: an unreachable cluster is one line, with nothing written to MLflow yet.
+    tune_runner.start()
+    # The root as resolved here (absolute), for trials in another working directory or node.
+    pin = [f"dataset.root={first.dataset.root}"]
     stale = tracking.kill_stale(
         exp, {"sweep_hash": sweep_hash}, "driver died: found RUNNING when the sweep resumed"
     )
@@ -152,27 +159,47 @@ def run_sweep(
         done_teachers = {
             r.data.tags.get("teacher_hash") for r in tracking.search(exp, {"stage": "teacher"}, "FINISHED")
         }
-        new = [t for h, t in teachers.items() if h not in done_teachers]
+        new = {h: t for h, t in teachers.items() if h not in done_teachers}
         common = {"experiment": study.experiment, "parent": parent.run_id, "tags": child_tags}
         res = {
             "cpu": study.resources.cpu,
             "gpu": study.resources.gpu,
             "max_concurrent": study.max_concurrent,
             "retries": study.retries,
+            "experiment": exp,
+            "tags": child_tags,
         }
+        trained, failed_teachers = 0, {}
         if new:
             say(f"teachers: training {len(new)} distinct teacher configuration(s)")
             confs = [
-                {**common, "label": f"teacher seed={t.seed} " + _label(t), "overrides": list(t.overrides)}
-                for t in new
+                {
+                    **common,
+                    "label": f"teacher seed={t.seed} " + _label(t),
+                    "overrides": [*t.overrides, *pin],
+                    "teacher_hash": h,
+                }
+                for h, t in new.items()
             ]
-            tune_runner.run_trials("teacher", confs, name=f"{study.name}-teachers", columns=[], **res)
+            for r in tune_runner.run_trials(
+                "teacher", confs, name=f"{study.name}-teachers", columns=[], **res
+            ):
+                m, h = r["metrics"], r["config"]["teacher_hash"]
+                if r["error"] or not m.get("run_id"):
+                    failed_teachers[h] = r["error"] or "ended without a result"
+                    say(f"teacher FAILED: {r['config']['label']}: {failed_teachers[h]}")
+                elif not m.get("reused"):
+                    trained += 1
+        # students of a failed teacher are not started: FAILED with the teacher's reason
+        blocked = [t for t in todo if teacher_hash(t.cfg) in failed_teachers]
+        todo = [t for t in todo if teacher_hash(t.cfg) not in failed_teachers]
+        common["failed_teachers"] = failed_teachers
         metric_key = study.metric
         if optuna:
             fixed = {
                 **common,
                 "fixed": list(study.overrides),
-                "extra": list(extra),
+                "extra": [*extra, *pin],
                 "seeds": list(study.seeds),
                 "metric": metric_key,
                 "overrides": [],
@@ -199,7 +226,7 @@ def run_sweep(
                 {
                     **common,
                     "label": _label(t),
-                    "overrides": list(t.overrides),
+                    "overrides": [*t.overrides, *pin],
                     "metric": metric_key,
                     "suffix": _suffix(t),
                 }
@@ -219,15 +246,23 @@ def run_sweep(
                 if confs
                 else []
             )
-        left = tracking.kill_stale(
+        # Runs still open: the scheduler's (ASHA) early stops are KILLED with that reason; any
+        # other run whose trial ended without closing it lost its process: FAILED.
+        for r in results:
+            if _stopped_early(r) and r["trial_id"]:
+                tags = {"sweep_hash": sweep_hash, "ray_trial_id": r["trial_id"]}
+                tracking.kill_stale(exp, tags, tune_runner.EARLY_STOP)
+        tracking.kill_stale(
             exp,
-            {"sweep_hash": sweep_hash, "stage": "student"},
-            "stopped before finishing (early stopping by the scheduler)",
-        )
-        left += tracking.kill_stale(
-            exp, {"sweep_hash": sweep_hash, "stage": "teacher"}, "trial stopped before finishing"
+            {"sweep_hash": sweep_hash},
+            "the trial ended without finishing its run (its worker or node died)",
+            status="FAILED",
         )
         rows = _rows(trials, todo, finished, results, optuna, f"best_{study.metric}")
+        rows += [
+            Row(_label(t), "FAILED", error=f"teacher failed: {failed_teachers[teacher_hash(t.cfg)]}")
+            for t in blocked
+        ]
         failed = sum(r.status == "FAILED" for r in rows)
         parent.metrics(
             {"trials_finished": sum(r.status.startswith("FINISHED") for r in rows), "trials_failed": failed}
@@ -238,7 +273,12 @@ def run_sweep(
         parent_id = parent.run_id
     reverse = study.mode == "max"
     rows.sort(key=lambda r: (r.dev is None, -(r.dev or 0) if reverse else (r.dev or 0)))
-    return SweepResult(parent_id, exp, study.metric, rows, len(new))
+    return SweepResult(parent_id, exp, study.metric, rows, trained, len(failed_teachers))
+
+
+def _stopped_early(result: dict) -> bool:
+    """Ended by the scheduler: no error, and no final result (run id) reported."""
+    return not result["error"] and "run_id" not in result["metrics"]
 
 
 def _rows(
@@ -259,13 +299,10 @@ def _rows(
             r["metrics"],
             r["config"].get("label") or " ".join(f"{k}={v}" for k, v in r["config"].get("point", {}).items()),
         )
-        if r["error"] or "run_id" not in m:
-            if r["error"]:
-                rows.append(Row(label, "FAILED", error=r["error"]))
-            else:  # ended without its final result: stopped early by the scheduler (ASHA)
-                rows.append(
-                    Row(label, "STOPPED early", m.get("dev_metric"), error="stopped by the scheduler")
-                )
+        if r["error"]:
+            rows.append(Row(label, "FAILED", error=r["error"]))
+        elif _stopped_early(r):
+            rows.append(Row(label, "STOPPED early", m.get("dev_metric"), error="stopped by the scheduler"))
         else:
             status = "FINISHED earlier" if m.get("skipped") else "FINISHED"
             rows.append(Row(label, status, m.get("dev_metric"), m.get("test_avg_f1"), m.get("run_id")))

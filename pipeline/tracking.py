@@ -51,6 +51,20 @@ def tracking_uri() -> str:
     return uri
 
 
+def display_uri() -> str:
+    """The store as the user named it, for documents and logs: MLFLOW_TRACKING_URI as written
+    (no internal query parameters), or the default store relative to the project
+    (``sqlite:///mlruns/mlflow.db``), so that no machine's absolute path is baked in."""
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    if not given:
+        return "sqlite:///mlruns/mlflow.db"
+    uri = given.split("?")[0] if given.startswith("sqlite:") else given
+    db = _sqlite_path(uri)
+    if db is not None and db.is_absolute() and db.resolve().is_relative_to(PROJECT_ROOT):
+        return f"sqlite:///{db.resolve().relative_to(PROJECT_ROOT)}"
+    return uri
+
+
 def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///").split("?")[0]) if uri.startswith("sqlite:///") else None
 
@@ -249,13 +263,14 @@ def search(experiment: str, tags: Mapping[str, str], status: str | None = None) 
             return runs
 
 
-def kill_stale(experiment: str, tags: Mapping[str, str], reason: str) -> list[str]:
-    """Mark RUNNING runs carrying `tags` KILLED (their process is gone); their ids."""
+def kill_stale(experiment: str, tags: Mapping[str, str], reason: str, status: str = "KILLED") -> list[str]:
+    """End RUNNING runs carrying `tags` whose process is gone: KILLED (stopped on purpose) or
+    FAILED (their worker died), with `reason`; their ids."""
     c = client()
     stale = [r.info.run_id for r in search(experiment, tags, "RUNNING")]
     for run_id in stale:
         c.set_tag(run_id, "failure_reason", reason)
-        c.set_terminated(run_id, "KILLED")
+        c.set_terminated(run_id, status)
     return stale
 
 

@@ -22,36 +22,17 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # data/synthetic-wound, the sqlite store) mean the same thing in a trial as on the command line.
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
-import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PASS_ENV = (
-    "RAY_CHDIR_TO_TRIAL_DIR",
-    "MLFLOW_TRACKING_URI",
-    "KDSWEEP_CACHE",
-    "HF_HUB_OFFLINE",
-    "TOKENIZERS_PARALLELISM",
-    "HF_HOME",
-    "MEDPIX_ROOT",
-    "WOUND_ROOT",
-    "SYNTHETIC_MEDPIX_ROOT",
-    "SYNTHETIC_WOUND_ROOT",
-    "KDSWEEP_SWEEPS_DIR",
-)
+EARLY_STOP = "stopped before finishing (early stopping by the scheduler)"
 
 
 def start() -> None:
-    """ray.init once: locally, or the cluster at RAY_ADDRESS."""
-    if ray.is_initialized():
-        return
-    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
-    if os.environ.get("RAY_ADDRESS"):
-        excludes = [".venv", "data", "mlruns", "docs", ".git", "**/__pycache__"]
-        runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": excludes}
-        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+    """Ray on this machine, or the cluster at RAY_ADDRESS (see pipeline.cluster)."""
+    from pipeline.cluster import connect
+
+    connect()
 
 
 def _threads(cpu: float) -> None:
@@ -72,30 +53,58 @@ def _reporter(stage: str, metric: str):
     return on_epoch
 
 
-def teacher_trial(config: dict) -> None:
-    """Train (or find) the teacher of one teacher configuration."""
-    from pipeline.config import load_experiment
-    from pipeline.run import Tracking, ensure_teacher, prepare
+def _where(config: dict, suffix: str = ""):
+    """The sweep's parent run and tags, plus where this trial runs: its Ray trial id (how the
+    driver finds the run of a worker that died), node and process."""
+    from pipeline.cluster import node
+    from pipeline.run import Tracking
 
+    context = {
+        "ray_trial_id": tune.get_context().get_trial_id() or "",
+        "node": node(),
+        "worker_pid": str(os.getpid()),
+    }
+    return Tracking(config["parent"], {**config["tags"], **context}, suffix)
+
+
+def _guarded(stage: str, body, config: dict) -> None:
+    """Run a trial body. Its own errors (bad data, a model that fails to build, NaN loss) are
+    final: reported as the trial's result, so that Ray's retries (FailureConfig) only repeat
+    trials whose worker or node died. The run itself is already FAILED with its reason."""
     config = {**config.get("trial", {}), **config}
     _threads(config["cpu"])
-    cfg = load_experiment(config["experiment"], config["overrides"])
+    try:
+        body(config)
+    except Exception as e:
+        error = " ".join(f"{type(e).__name__}: {e}".split())[:2000]
+        tune.report({"stage": stage, "error": error, "dev_metric": float("nan")})
+
+
+def _load(config: dict, overrides: list[str]):
+    from pipeline.cluster import require_dataset
+    from pipeline.config import load_experiment
+
+    cfg = load_experiment(config["experiment"], overrides)
+    require_dataset(cfg.dataset.name, cfg.dataset.root)  # this node may lack it
+    return cfg
+
+
+def _teacher(config: dict) -> None:
+    from pipeline.run import ensure_teacher, prepare
+
+    cfg = _load(config, list(config["overrides"]))
     data, device = prepare(cfg, _quiet)
-    where = Tracking(config["parent"], dict(config["tags"]))
     _, run_id, reused, _ = ensure_teacher(
-        cfg, data, device, False, where, _quiet, _reporter("teacher", "dev/avg_f1")
+        cfg, data, device, False, _where(config), _quiet, _reporter("teacher", "dev/avg_f1")
     )
     tune.report({"stage": "teacher", "run_id": run_id, "reused": reused})
 
 
-def student_trial(config: dict) -> None:
-    """Distil one student configuration; a configuration already FINISHED is not run again."""
+def _student(config: dict) -> None:
     from pipeline import tracking
-    from pipeline.config import config_hash, load_experiment
-    from pipeline.run import Tracking, ensure_teacher, experiment_name, prepare, run_student
+    from pipeline.config import config_hash
+    from pipeline.run import ensure_teacher, experiment_name, prepare, run_student, teacher_hash
 
-    config = {**config.get("trial", {}), **config}
-    _threads(config["cpu"])
     overrides = list(config["overrides"])
     if "point" in config:  # suggested by a searcher (optuna): the point and the seed index
         from pipeline.study import trial_overrides
@@ -103,7 +112,11 @@ def student_trial(config: dict) -> None:
         seeds = config["seeds"]
         seed = seeds[config.get("__trial_index__", 0) % len(seeds)]
         overrides = list(trial_overrides(config["fixed"], config["extra"], config["point"], seed))
-    cfg = load_experiment(config["experiment"], overrides)
+    cfg = _load(config, overrides)
+    failed = config.get("failed_teachers", {}).get(teacher_hash(cfg))
+    if failed:  # never train a failed teacher again inside a student trial
+        tune.report({"stage": "student", "error": f"teacher failed: {failed}", "dev_metric": float("nan")})
+        return
     metric, exp = config["metric"], experiment_name(cfg)
     done = tracking.find_finished(exp, {"stage": "student", "config_hash": config_hash(cfg)})
     if done:
@@ -118,7 +131,7 @@ def student_trial(config: dict) -> None:
         )
         return
     data, device = prepare(cfg, _quiet)
-    where = Tracking(config["parent"], dict(config["tags"]), config.get("suffix", ""))
+    where = _where(config, config.get("suffix", ""))
     teacher, teacher_run, _, _ = ensure_teacher(cfg, data, device, False, where, _quiet)
     run_id, m = run_student(
         cfg, data, device, teacher, teacher_run, where, _quiet, _reporter("student", metric)
@@ -133,8 +146,32 @@ def student_trial(config: dict) -> None:
     )
 
 
+def teacher_trial(config: dict) -> None:
+    """Train (or find) the teacher of one teacher configuration."""
+    _guarded("teacher", _teacher, config)
+
+
+def student_trial(config: dict) -> None:
+    """Distil one student configuration; a configuration already FINISHED is not run again."""
+    _guarded("student", _student, config)
+
+
+def worker_death(text: str | None) -> str:
+    """One line from Ray's error text for a trial whose worker (or node) died."""
+    lines = [" ".join(x.split()) for x in (text or "").splitlines() if x.strip()]
+    lines = [x for x in lines if not x.startswith(("Failure #", "Traceback", "File ", "^"))]
+    keys = ("died", "killed", "exit", "SIG", "node")
+    picked = [x for x in lines if any(k in x for k in keys)][:2] or lines[-1:]
+    # Ray appends a paragraph of generic advice ("Some common causes include: ..."): drop it
+    return " ".join(picked).split(" Some common causes")[0][:400] or "unknown cause"
+
+
 class Progress(tune.Callback):
-    """The live view: one line per trial event (trial, status, stage, epoch, dev F1)."""
+    """The live view: one line per trial event (trial, status, stage, epoch, dev F1). When a
+    trial's worker dies, its open MLflow run is ended FAILED with the cause, before any retry."""
+
+    def __init__(self, experiment: str, tags: Mapping[str, str]) -> None:
+        self.experiment, self.tags = experiment, dict(tags)
 
     def _label(self, trial) -> str:
         cfg = trial.config.get("trial", trial.config)
@@ -156,7 +193,25 @@ class Progress(tune.Callback):
         print(f"[{trial.trial_id}] TERMINATED  {self._label(trial)}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._dead(trial, retried=False)
         print(f"[{trial.trial_id}] ERROR       {self._label(trial)} (reason in the summary)", flush=True)
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        cause = self._dead(trial, retried=True)
+        print(f"[{trial.trial_id}] RETRY       {self._label(trial)} ({cause})", flush=True)
+
+    def _dead(self, trial, retried: bool) -> str:
+        from pipeline import tracking
+
+        error_file = trial.error_file
+        text = (
+            Path(error_file).read_text(errors="replace") if error_file and Path(error_file).is_file() else ""
+        )
+        cause = "worker died: " + worker_death(text.split("Failure #")[-1])
+        reason = cause + (" (the trial was retried)" if retried else "")
+        tags = {**self.tags, "ray_trial_id": trial.trial_id}
+        tracking.kill_stale(self.experiment, tags, reason, status="FAILED")
+        return cause
 
 
 def _space(space: Mapping[str, Any]) -> dict:
@@ -183,6 +238,8 @@ def run_trials(
     retries: int,
     name: str,
     columns: Sequence[str],
+    experiment: str,
+    tags: Mapping[str, str],
     metric: str | None = None,
     mode: str = "max",
     asha: bool = False,
@@ -190,7 +247,10 @@ def run_trials(
 ) -> list[dict]:
     """Run `configs` (one trial each) through tune.Tuner; for `optuna`, a searcher suggests
     `optuna["num_samples"]` points of `optuna["space"]`, each repeated over its seeds.
-    Returns one row per trial: its config, status, last result and error."""
+    `experiment`/`tags`: the MLflow experiment and the sweep's tags, to end the run of a trial
+    whose worker died. `retries`: how often a trial whose worker or node died is run again.
+    Returns one row per trial: its config, last result, trial id and error (its own error, or
+    the worker's death)."""
     start()
     trainable = tune.with_resources(
         teacher_trial if kind == "teacher" else student_trial, {"cpu": cpu, "gpu": gpu}
@@ -241,18 +301,17 @@ def run_trials(
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=retries),
             verbose=1,
-            callbacks=[Progress()],
+            callbacks=[Progress(experiment, tags)],
         ),
     )
     grid = tuner.fit()
     rows = []
     for result in grid:
         cfg = result.config.get("trial", result.config)
-        rows.append(
-            {
-                "config": cfg,
-                "metrics": dict(result.metrics or {}),
-                "error": str(result.error).strip().splitlines()[-1] if result.error else None,
-            }
-        )
+        metrics = dict(result.metrics or {})
+        if result.error:  # the worker or node died (and retries, if any, ran out)
+            error = "worker died: " + worker_death(str(result.error))
+        else:
+            error = metrics.get("error")
+        rows.append({"config": cfg, "metrics": metrics, "error": error, "trial_id": metrics.get("trial_id")})
     return rows

@@ -69,11 +69,17 @@ def test_overrides_are_parsed_and_win(tmp_path):
     assert cfg.dataset.root == str(tmp_path) and dict(cfg.dataset.tasks) == {"modality": "Type"}
 
 
-def test_dataset_root_from_environment(monkeypatch):
+def test_dataset_root_from_environment_resolved_where_the_command_runs(monkeypatch, tmp_path):
+    """Relative roots are made absolute once, against the working directory: trials in another
+    directory (a Ray job's working_dir, another node) then read the same folder."""
     monkeypatch.delenv("SYNTHETIC_WOUND_ROOT", raising=False)
-    assert load_experiment("default").dataset.root == "data/synthetic-wound"
+    monkeypatch.chdir(tmp_path)
+    assert load_experiment("default").dataset.root == str(tmp_path / "data" / "synthetic-wound")
     monkeypatch.setenv("SYNTHETIC_WOUND_ROOT", "/somewhere/wound")
     assert load_experiment("default").dataset.root == "/somewhere/wound"
+    monkeypatch.setenv("SYNTHETIC_WOUND_ROOT", "rel/wound")
+    assert load_experiment("default").dataset.root == str(tmp_path / "rel" / "wound")
+    assert load_dataset_config("synthetic-wound").root == str(tmp_path / "rel" / "wound")
 
 
 def test_alpha_and_temperature_boundaries_are_accepted():

@@ -147,6 +147,15 @@ def _(root):
     return [f"{jsonl(root, 'descriptions_train')}:3: malformed JSON line"]
 
 
+@bad("not UTF-8")
+def _(root):
+    path = jsonl(root, "descriptions_train")
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b'"', b'"\xe9', 1)  # a Latin-1 byte inside a JSON string
+    path.write_bytes(b"\n".join(lines))
+    return [f"{path}:4: not UTF-8 text (byte 0xe9"]
+
+
 @bad("not an object")
 def _(root):
     replace_line(root, "descriptions_dev", 2, "[1, 2]")
@@ -248,6 +257,7 @@ CLI_DATA = [
     "missing root",
     "missing split file",
     "malformed JSON",
+    "not UTF-8",
     "missing image file",
     "missing label field",
 ]

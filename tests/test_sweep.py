@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import ConfigError
-from support import runs_by_stage, tiny_overrides
+from support import mlflow_server, runs_by_stage, tiny_overrides, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -109,15 +107,6 @@ def test_invalid_combination_is_refused_before_any_trial(tmp_path, synth_wound, 
     assert not (tmp_path / "mlflow.db").exists()  # nothing was started or written
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wound, kdsweep_cache):
     """kill -9 the driver after a trial finished; the same command resumes: failures stay
     isolated, nothing runs twice, nothing is left RUNNING."""
@@ -143,7 +132,7 @@ def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wou
             except Exception:
                 return False
 
-        _wait_for(one_finished, 300, "a FINISHED student run")
+        wait_for(one_finished, 300, "a FINISHED student run")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait()
@@ -169,45 +158,8 @@ def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wou
     assert len(parents) == 2 and {p.info.status for p in parents} == {"KILLED", "FINISHED"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sweep_against_a_real_mlflow_server(tmp_path, synth_wound, kdsweep_cache):
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import urllib.request
-
-        def healthy() -> bool:
-            try:
-                return urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200
-            except OSError:
-                return False
-
-        _wait_for(healthy, 120, "mlflow server")
+    with mlflow_server(tmp_path) as uri:
         study = _study(tmp_path, {"loss.name": ["none", "vanilla"]})
         relative = Path(os.path.relpath(synth_wound, REPO))  # as typed on a command line
         done = subprocess.run(
@@ -235,6 +187,3 @@ def test_sweep_against_a_real_mlflow_server(tmp_path, synth_wound, kdsweep_cache
         assert (
             "Top two on dev" in text and (tmp_path / "docs" / "img" / "synthetic-wound_loss_f1.png").is_file()
         )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

@@ -1,0 +1,173 @@
+"""Where trials run: Ray on this machine, or the cluster at RAY_ADDRESS (Ray core only; the
+one module that talks to Ray Tune is pipeline.tune_runner).
+
+On a cluster the code travels with the job (runtime_env working_dir) and so do the variables
+kdsweep reads, made absolute in the driver: a trial runs in the job's own working directory,
+on any node, so "data/synthetic-wound" or the default "mlruns/" store would name another place
+there. Datasets are not shipped: every node needs them at the same absolute path.
+
+Ray 2.60 clusters started with `ray start --head` use token authentication: this client then
+needs RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+~/.ray/auth_token). A cluster that cannot be reached, or refuses the client, is one line
+(`ClusterError`) instead of Ray's retry log, before anything is written to MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import ClusterError, DataError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# what a trial needs from the driver's environment (values that are paths are made absolute)
+PASS_ENV = (
+    "RAY_CHDIR_TO_TRIAL_DIR",
+    "KDSWEEP_CACHE",
+    "KDSWEEP_SWEEPS_DIR",
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "TOKENIZERS_PARALLELISM",
+    "MINILM_DIR",
+    # Token auth: the token's value, never RAY_AUTH_TOKEN_PATH (a file on the driver's machine
+    # that other nodes lack; Ray aborts a process whose token file cannot be read).
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN",
+)
+PATHS = ("KDSWEEP_CACHE", "KDSWEEP_SWEEPS_DIR", "HF_HOME", "MINILM_DIR")
+EXCLUDES = [".venv", "data", "mlruns", "docs", ".git", "**/__pycache__"]
+
+
+def job_env() -> dict[str, str]:
+    """Environment variables for every trial: PASS_ENV, every *_ROOT (dataset roots) and the
+    tracking store, paths made absolute against the driver's working directory."""
+    from pipeline.tracking import tracking_uri
+
+    env = {k: os.environ[k] for k in PASS_ENV if os.environ.get(k)}
+    env.update({k: v for k, v in os.environ.items() if k.endswith("_ROOT") and v})
+    for k in [*PATHS, *(k for k in env if k.endswith("_ROOT"))]:
+        if k in env:
+            env[k] = os.path.abspath(env[k])
+    env["MLFLOW_TRACKING_URI"] = tracking_uri()  # the default store is the driver's mlruns/
+    return env
+
+
+def connect() -> None:
+    """ray.init once: on this machine, or the cluster at RAY_ADDRESS (checked first)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = job_env()
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address:
+        ray.init(include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+        return
+    _probe(address)
+    runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}
+    # Ray retries a refused connection for a while, logging each attempt from C++ to fd 2:
+    # capture it, keep it only on success, and shorten the retries (the port answered already).
+    wait = os.environ.get("RAY_gcs_server_port_wait_time_s")
+    os.environ["RAY_gcs_server_port_wait_time_s"] = wait or "5"
+    try:
+        with _stderr_captured() as captured:
+            try:
+                ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            except Exception as e:
+                raise ClusterError(_explain(address, captured(), e)) from None
+    finally:
+        if wait is None:
+            os.environ.pop("RAY_gcs_server_port_wait_time_s", None)
+
+
+def _probe(address: str) -> None:
+    """A TCP connection to the head first: an address where nothing listens would otherwise
+    hang in Ray's retries for minutes."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(
+            f"RAY_ADDRESS={address!r}: expected host:port of the head (e.g. 10.0.0.5:6379), "
+            "ray://host:10001 or auto"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise ClusterError(
+            f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({e.strerror or e}): start it there "
+            f"with `ray start --head --port {port}`, or set RAY_ADDRESS to the head's host:port"
+        ) from None
+
+
+def _explain(address: str, log: str, error: Exception) -> str:
+    if "InvalidAuthToken" in log or "Unauthenticated" in log:
+        if os.environ.get("RAY_AUTH_MODE", "").strip().lower() != "token":
+            return (
+                f"the Ray cluster at {address} requires token authentication: export RAY_AUTH_MODE=token "
+                "(the token is read from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; "
+                "`ray get-auth-token` on the head prints it)"
+            )
+        return (
+            f"the Ray cluster at {address} rejected this client's token: set RAY_AUTH_TOKEN (or "
+            "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) to the head's token (`ray get-auth-token` there)"
+        )
+    import ray
+
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return (
+        f"could not connect to the Ray cluster at {address} ({first}): check RAY_ADDRESS and that the "
+        f"cluster runs Ray {ray.__version__} on Python {sys.version_info.major}.{sys.version_info.minor}"
+    )
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """Redirect file descriptor 2 (C++ logs write there directly) to a temporary file; what was
+    captured is written back on success and dropped on error."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+
+        def captured() -> str:
+            tmp.flush()
+            tmp.seek(0)
+            return tmp.read().decode("utf-8", errors="replace")
+
+        os.dup2(tmp.fileno(), 2)
+        ok = False
+        try:
+            yield captured
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if ok:
+                sys.stderr.write(captured())
+                sys.stderr.flush()
+
+
+def node() -> str:
+    """This process's node: host name and IP address."""
+    try:
+        import ray.util
+
+        ip = ray.util.get_node_ip_address()
+    except Exception:  # not inside Ray
+        ip = "?"
+    return f"{socket.gethostname()} ({ip})"
+
+
+def require_dataset(name: str, root: str) -> None:
+    """In a trial: the dataset must be at the driver's absolute path on this node too."""
+    if not Path(root).is_dir():
+        raise DataError(
+            f"node {node()}: dataset {name!r} not found at {root}: every node needs the dataset at "
+            "this path (a shared filesystem, or a copy at the same path on every node)"
+        )
