@@ -108,12 +108,13 @@ def _sweep(args: argparse.Namespace) -> int:
     console.print(
         f"parent run {result.parent_run_id} in MLflow experiment {result.experiment}; "
         f"{result.teachers_trained} teacher(s) trained"
+        + (f", {result.teachers_failed} teacher(s) FAILED" if result.teachers_failed else "")
     )
     console.print("open the MLflow UI: make ui  (runs are grouped under the parent run)")
     if not args.no_report:  # each sweep ends by regenerating the comparison documents
         from reports.__main__ import build
 
-        written = build(args.docs)
+        written = build(args.docs, log_figures=True)  # the sweep's figures travel with its parent run
         console.print(
             f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})"
         )

@@ -66,7 +66,9 @@ def connect() -> None:
     env = job_env()
     address = os.environ.get("RAY_ADDRESS", "").strip()
     if not address:
-        ray.init(include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+        # "local": a Ray of this sweep's own. Plain ray.init() would join whatever `ray start`
+        # left on this machine (/tmp/ray/ray_current_cluster), and hang on a stale one.
+        ray.init(address="local", include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
         return
     _probe(address)
     runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}

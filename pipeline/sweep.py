@@ -175,7 +175,7 @@ def run_sweep(
             confs = [
                 {
                     **common,
-                    "label": f"teacher seed={t.seed} " + _label(t),
+                    "label": f"teacher seed={t.seed} hash={h[:8]}",
                     "overrides": [*t.overrides, *pin],
                     "teacher_hash": h,
                 }
@@ -192,7 +192,7 @@ def run_sweep(
                     trained += 1
         # students of a failed teacher are not started: FAILED with the teacher's reason
         blocked = [t for t in todo if teacher_hash(t.cfg) in failed_teachers]
-        todo = [t for t in todo if teacher_hash(t.cfg) not in failed_teachers]
+        runnable = [t for t in todo if teacher_hash(t.cfg) not in failed_teachers]
         common["failed_teachers"] = failed_teachers
         metric_key = study.metric
         if optuna:
@@ -230,7 +230,7 @@ def run_sweep(
                     "metric": metric_key,
                     "suffix": _suffix(t),
                 }
-                for t in todo
+                for t in runnable
             ]
             results = (
                 tune_runner.run_trials(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections import Counter
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from pipeline.errors import ConfigError
@@ -31,14 +32,26 @@ _MEMORY: dict[str, PreTrainedTokenizerBase] = {}
 
 
 def _train_wordpiece(texts: list[str], cfg: TokenizerConfig) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    """A WordPiece vocabulary from the train split, deterministically: the special tokens, every
+    character seen (word-initial and ``##`` continuation, so no word is ever [UNK]), then the
+    most frequent whole words (ties by the word itself) up to `vocab_size`.
+
+    Why not `trainers.WordPieceTrainer`: it breaks ties between equally frequent merges in hash
+    order, so every training gave another vocabulary (checked: three runs, three vocabularies),
+    and the same sweep on a fresh cache, or two trials training side by side, gave different
+    numbers."""
     norm = [normalizers.NFD(), normalizers.StripAccents()]
-    tok.normalizer = normalizers.Sequence([*norm, normalizers.Lowercase()] if cfg.lowercase else norm)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=cfg.vocab_size, special_tokens=list(SPECIAL.values()), show_progress=False
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
+    normalizer = normalizers.Sequence([*norm, normalizers.Lowercase()] if cfg.lowercase else norm)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in counts for c in w})
+    fixed = [*SPECIAL.values(), *chars, *(f"##{c}" for c in chars)]
+    room = max(cfg.vocab_size - len(fixed), 0)
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:room]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys([*fixed, *words]))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -61,7 +74,7 @@ def load_tokenizer(
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise ConfigError(f"{key}.name: cannot load tokenizer {cfg.name!r} ({first})") from None
         return _MEMORY[cfg.name]
-    h = hashlib.sha256(f"wordpiece:v1:{cfg.vocab_size}:{cfg.lowercase}".encode())
+    h = hashlib.sha256(f"wordpiece:v2:{cfg.vocab_size}:{cfg.lowercase}".encode())
     for t in train_texts:
         h.update(t.encode("utf-8") + b"\0")
     digest = h.hexdigest()[:24]

@@ -6,7 +6,8 @@ An MLflow experiment per dataset (``kdsweep-<dataset>``). Runs are created throu
 `MlflowClient` (no global active run), so several can be open in one process.
 
 Status contract: a run that ends normally is FINISHED; an exception marks it FAILED with the
-reason in the tag ``failure_reason``; Ctrl-C (KeyboardInterrupt) or SIGTERM marks it KILLED.
+reason in the tag ``failure_reason``; Ctrl-C (KeyboardInterrupt), SIGTERM or a scheduler's stop
+(a KeyboardInterrupt whose message is the reason) marks it KILLED.
 
 KDSWEEP_TRACKING=off (``python -m pipeline run --no-track``): runs are not recorded at all and
 nothing is reused from the store: a scratch run, and the baseline of the tracking-overhead
@@ -193,15 +194,15 @@ def run(
     previous = signal.getsignal(signal.SIGTERM)
 
     def _term(signum, frame):  # SIGTERM (Ray cancelling a trial, `kill`) -> KILLED
-        raise KeyboardInterrupt("SIGTERM")
+        raise KeyboardInterrupt("interrupted (SIGTERM)")
 
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         signal.signal(signal.SIGTERM, _term)
     try:
         yield RunLog(c, run_id)
-    except KeyboardInterrupt:
-        c.set_tag(run_id, "failure_reason", "interrupted")
+    except KeyboardInterrupt as e:  # its message, where given, says who stopped the run
+        c.set_tag(run_id, "failure_reason", str(e) or "interrupted")
         c.set_terminated(run_id, "KILLED")
         raise
     except BaseException as e:

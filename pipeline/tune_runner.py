@@ -45,10 +45,17 @@ def _quiet(_: str) -> None:
     pass
 
 
+class _Stopped(KeyboardInterrupt):
+    """The scheduler (ASHA) stopped this trial: its open run ends KILLED with EARLY_STOP."""
+
+
 def _reporter(stage: str, metric: str):
     def on_epoch(role: str, epoch: int, record: dict) -> None:
         if role == stage:
-            tune.report({"stage": stage, "epoch": epoch, "dev_metric": record[metric]})
+            try:
+                tune.report({"stage": stage, "epoch": epoch, "dev_metric": record[metric]})
+            except SystemExit:  # how Ray Tune ends a trial its scheduler stopped
+                raise _Stopped(EARLY_STOP) from None
 
     return on_epoch
 
@@ -75,6 +82,8 @@ def _guarded(stage: str, body, config: dict) -> None:
     _threads(config["cpu"])
     try:
         body(config)
+    except _Stopped:
+        raise SystemExit(0) from None  # the run is KILLED; hand Ray back its own stop
     except Exception as e:
         error = " ".join(f"{type(e).__name__}: {e}".split())[:2000]
         tune.report({"stage": stage, "error": error, "dev_metric": float("nan")})

@@ -1,51 +1,58 @@
-"""docs/loss_explore.md: the structure of seed note 000, with honest comparisons."""
+"""docs/loss_explore.md: the structure of seed note 000, with honest comparisons.
+
+Every takeaway follows from the numbers of the sweep: the best choice only when the top two on
+dev are apart on test beyond the bootstrap interval, the no-distillation baseline (`none`)
+compared with each loss, and no fixed "safe" loss."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+from reports.common import MARGIN, Config, chance, comparable, configs, seeds_note, task_field, tasks
+from reports.compare import Diff, bootstrap_line, interval, kd_help, paired, seeds_text
+from reports.plots import bars_caption, f1_bars, pareto_plot
+from reports.query import Sweep
+from reports.stats import fmt
 
-from reports.common import MARGIN, Config, chance, configs, figure, pareto_plot, save, task_field, tasks
-from reports.query import Sweep, predictions
-from reports.stats import fmt, paired_bootstrap
 
-
-def bootstrap_line(a: Config, b: Config) -> tuple[str, bool]:
-    """(sentence, clear) for the top two configurations on dev, from seed-paired test predictions."""
-    seeds_a = dict(zip(a.runs["params.seed"], a.runs["run_id"], strict=True))
-    seeds_b = dict(zip(b.runs["params.seed"], b.runs["run_id"], strict=True))
-    common = sorted(set(seeds_a) & set(seeds_b))
-    if not common:
-        return f"`{a.label}` and `{b.label}` share no seed: no paired comparison.", False
-    pa, pb = predictions(seeds_a[common[0]]), predictions(seeds_b[common[0]])
-    if pa is None or pb is None:
-        return "test predictions are missing: no bootstrap interval.", False
-    diff, lo, hi = paired_bootstrap(pa, pb)
-    clear = lo > 0 or hi < 0
-    verdict = (
-        f"`{a.label if diff > 0 else b.label}` is better on test"
-        if clear
-        else "no clear winner: the interval contains 0"
-    )
-    text = (
-        f"Top two on dev, `{a.label}` vs `{b.label}`: test avg F1 difference {diff:+.4f}, paired bootstrap "
-        f"95 % interval [{lo:+.4f}, {hi:+.4f}] (seed {common[0]}, 1000 resamples): {verdict}."
-    )
-    return text, clear
+def one_architecture(cs: list[Config]) -> bool:
+    """True when every student has the same architecture: latency differences are then noise."""
+    arch = {(c.tag("vision"), c.tag("text"), c.tag("fusion"), c.param("student.fusion.layers")) for c in cs}
+    return len(arch) == 1
 
 
 def _fastest_line(cs: list[Config], fastest: Config) -> str:
     """The fastest configuration, unless they all share one architecture: then the spread is
     measurement noise (machine load, trials side by side), and the line says so."""
-    arch = {(c.tag("vision"), c.tag("text"), c.tag("fusion"), c.param("student.fusion.layers")) for c in cs}
-    lat = [c.mean("latency_ms") for c in cs]
-    if len(arch) == 1 and len(cs) > 1:
+    lat = [c.fair.mean("latency_ms") for c in cs]
+    if one_architecture(cs) and len(cs) > 1:
         return (
             f"- Latency: every student here has the same architecture, so the spread "
             f"({fmt(min(lat), 2)}-{fmt(max(lat), 2)} ms) is measurement noise, not an effect of the loss."
         )
-    return f"- Fastest: `{fastest.tag('loss')}` ({fmt(fastest.mean('latency_ms'), 2)} ms median)."
+    return f"- Fastest: `{fastest.tag('loss')}` ({fmt(fastest.fair.mean('latency_ms'), 2)} ms median)."
+
+
+def _table(cs: list[Config], ts: list[str], ds: str) -> list[str]:
+    lines = [
+        f"### Test Performance Overview ({ds})",
+        "",
+        "| Run ID | Loss | " + " | ".join(f"Test {t} F1" for t in ts) + " | Avg F1 | Test infer (ms) |",
+        "|---|---|" + "---:|" * len(ts) + "---:|---:|",
+    ]
+    for c in cs:
+        cells = [c.cell(f"test/{t}/f1") for t in ts]
+        lines.append(
+            f"| `{c.name}` | {c.tag('loss')} | "
+            + " | ".join(cells)
+            + f" | {c.cell('test/avg_f1')} | {c.latency()} |"
+        )
+    return lines + [
+        "",
+        "Rows are ordered by dev average macro-F1 (the selection metric); test numbers are reported, "
+        "never used to choose. Latency: median (p90) of 50 timed batch-1 passes.",
+        "",
+    ]
 
 
 def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
@@ -62,88 +69,97 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     lines += [f"- Task {i}: `{t}` (label field `{task_field(sweep, t)}`)" for i, t in enumerate(ts, 1)] + [""]
     if not cs:
         return lines + ["No FINISHED student run in this sweep.", ""], None
-    lines += [
-        f"### Test Performance Overview ({ds})",
-        "",
-        "| Run ID | Loss | " + " | ".join(f"Test {t} F1" for t in ts) + " | Avg F1 | Test infer (ms) |",
-        "|---|---|" + "---:|" * len(ts) + "---:|---:|",
-    ]
-    for c in cs:
-        cells = [c.cell(f"test/{t}/f1") for t in ts]
-        lines.append(
-            f"| `{c.name}` | {c.tag('loss')} | "
-            + " | ".join(cells)
-            + f" | {c.cell('test/avg_f1')} | {c.latency()} |"
-        )
-    lines += [
-        "",
-        "Rows are ordered by dev average macro-F1 (the selection metric); test numbers are reported, "
-        "never used to choose. Latency: median (p90) of 50 timed batch-1 passes.",
-        "",
-    ]
-    level = sum(chance(sweep, t) for t in ts) / len(ts)
-    baseline = next((c for c in cs if c.tag("loss") == "none"), None)
+    lines += _table(cs, ts, ds) + seeds_note(cs)
+    level, level_what = chance(sweep, ts)
     collapsed = [c for c in cs if c.mean("test/avg_f1") <= level + MARGIN]
-    below = [
-        c
-        for c in cs
-        if baseline and c is not baseline and c.mean("test/avg_f1") < baseline.mean("test/avg_f1") - MARGIN
-    ]
-    best, fastest = cs[0], min(cs, key=lambda c: (c.mean("latency_ms"), c.label))
+    lines += [f"### {ds} Observations", ""]
+    if not comparable(cs):
+        return lines + ["- No seed is shared by every configuration: nothing is compared.", ""], None
+    seeds = cs[0].matched
+    base = next((c for c in cs if c.tag("loss") == "none"), None)
+    vs_none: dict[str, Diff | None] = {
+        c.label: paired(c, base, seeds) for c in cs if base is not None and c is not base
+    }
+    below = [c for c in cs if (d := vs_none.get(c.label)) is not None and d.hi < 0]
+    best, fastest = cs[0], min(cs, key=lambda c: (c.fair.mean("latency_ms"), c.label))
     lines += [
-        f"### {ds} Observations",
-        "",
-        f"- Best on dev: `{best.tag('loss')}` (dev avg F1 {best.cell('best_dev/avg_f1')}, test avg F1 {best.cell('test/avg_f1')}).",
+        f"- Best on dev: `{best.tag('loss')}` (dev avg F1 {fmt(best.fair.mean('best_dev/avg_f1'))}, "
+        f"test avg F1 {fmt(best.fair.mean('test/avg_f1'))}; {seeds_text(seeds)}).",
         _fastest_line(cs, fastest),
-        f"- Chance level (uniform guessing) of the average macro-F1: {fmt(level)}.",
+        f"- Chance level of the average macro-F1 ({level_what}): {fmt(level)}.",
     ]
     for c in collapsed:
         lines.append(
             f"- Collapsed: `{c.tag('loss')}` (test avg F1 {c.cell('test/avg_f1')}, within {MARGIN} of chance)."
         )
     for c in below:
+        d = vs_none[c.label]
         lines.append(
-            f"- Below the no-KD baseline: `{c.tag('loss')}` (test avg F1 {c.cell('test/avg_f1')} vs `none` "
-            f"{baseline.cell('test/avg_f1')})."
+            f"- Below the no-KD baseline: `{c.tag('loss')}` (test avg F1 difference {d.diff:+.4f} against `none`, "
+            f"interval {d.interval()})."
         )
-    clear = True
+    clear = False
     if len(cs) >= 2:
         text, clear = bootstrap_line(cs[0], cs[1])
         lines.append(f"- {text}")
-    safe = next((c for c in cs if c.tag("loss") == "vanilla"), baseline)
+    lines += ["", f"### Does KD help? ({ds})", ""]
+    if base is None:
+        lines += ["No `none` (no-KD) run in this sweep: whether distillation helps is not measured.", ""]
+        beats: list[Config] = []
+    else:
+        part, beats = kd_help(
+            [c for c in cs if c is not base],
+            base,
+            seeds,
+            lambda c: [f"`{c.tag('loss')}`"],
+            ["Loss"],
+            "loss",
+            lambda c: f"`{c.tag('loss')}`",
+        )
+        lines += part
     bad = sorted({c.tag("loss") for c in collapsed + below})
     choice = (
-        f"`{best.tag('loss')}`"
+        f"`{best.tag('loss')}` (best on dev, and apart from the runner-up on test)"
         if clear
         else f"no clear winner between `{cs[0].tag('loss')}` and `{cs[1].tag('loss')}`"
+        if len(cs) >= 2
+        else f"`{best.tag('loss')}` (the only configuration)"
     )
+    if base is None:
+        kd = "not measured (no `none` run)."
+    elif beats:
+        kd = "distillation helps: " + ", ".join(f"`{b.tag('loss')}`" for b in beats) + " beat `none`."
+    else:
+        kd = "no loss is shown to beat training without distillation (`none`)."
     lines += [
-        "",
         f"**{ds} takeaway:**",
         "",
         f"- **Best choice:** {choice}.",
-        f"- **Safe baseline:** `{safe.tag('loss')}`." if safe else "- **Safe baseline:** none in this sweep.",
-        "- **Not recommended:** " + (", ".join(f"`{b}`" for b in bad) if bad else "nothing collapsed") + ".",
+        f"- **KD vs no KD:** {kd}",
+        "- **Not recommended:** "
+        + (", ".join(f"`{b}`" for b in bad) if bad else "nothing collapsed or fell below `none`")
+        + ".",
         "",
     ]
-    fig, ax = figure()
-    names = [c.tag("loss") for c in cs]
-    means = [c.mean("test/avg_f1") for c in cs]
-    errs = [
-        float(np.std(c.values("test/avg_f1"), ddof=1)) if len(c.values("test/avg_f1")) > 1 else 0.0
-        for c in cs
-    ]
-    ax.bar(names, means, yerr=errs, capsize=4, color="#4C72B0")
-    ax.axhline(level, color="grey", linestyle="--", label="chance")
-    ax.set_ylabel("test avg macro-F1")
-    ax.set_title(f"{ds}: F1 per loss (error bars: std over seeds)")
-    ax.legend()
-    rel = save(fig, img / f"{ds}_loss_f1.png")
-    lat = [c.mean("latency_ms") for c in cs]
-    rel2 = pareto_plot(
-        [c.tag("loss") for c in cs], lat, means, f"{ds}: F1 against latency", img / f"{ds}_loss_pareto.png"
+    fair = [c.fair for c in cs]
+    rel = f1_bars(
+        [c.tag("loss") for c in cs],
+        [c.values("test/avg_f1") for c in fair],
+        seeds,
+        level,
+        f"{ds}: F1 per loss",
+        img / f"{ds}_loss_f1.png",
     )
-    lines += [f"![F1 per loss]({rel})", "", f"![F1 against latency]({rel2})", ""]
+    lines += [f"![F1 per loss]({rel})", "", f"Test avg F1 per loss ({bars_caption(seeds)}).", ""]
+    if not one_architecture(cs):  # a front over one architecture's latencies would rank noise
+        rel2 = pareto_plot(
+            [c.tag("loss") for c in cs],
+            [c.mean("latency_ms") for c in fair],
+            [interval(c) for c in cs],
+            f"{ds}: F1 against latency",
+            img / f"{ds}_loss_pareto.png",
+        )
+        lines += [f"![F1 against latency]({rel2})", ""]
     return lines, (best.tag("loss") if clear else None)
 
 

@@ -2,18 +2,21 @@
 
 A sweep is a FINISHED parent run (tag stage=sweep) with a `trials.json` artifact listing every
 configuration and its run or error. By default the latest sweep per (study, dataset) is
-reported; `sweep_id` picks another for its (study, dataset).
+reported; `sweep_id` picks another for its (study, dataset). Reading writes nothing.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pipeline import tracking
+from reports import artifacts
 
 
 @dataclass
@@ -27,6 +30,21 @@ class Sweep:
     trials: list[dict]
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # FINISHED student runs of the sweep
     incomplete: list[dict] = field(default_factory=list)  # FAILED/KILLED runs, failed configurations
+    seeds: list[int] = field(default_factory=list)  # the seeds the study asked for
+
+
+def _asked_seeds(parent: pd.Series, trials: list[dict], runs: pd.DataFrame) -> list[int]:
+    """The parent's `seeds` param ("[0, 1]"); for sweeps without it, every seed its trials name."""
+    given = parent.get("params.seeds")
+    if isinstance(given, str) and given.strip():
+        try:
+            return sorted(int(s) for s in ast.literal_eval(given))
+        except (ValueError, SyntaxError, TypeError):
+            pass
+    seeds = {int(m) for t in trials for m in re.findall(r"\bseed=(\d+)", str(t.get("label", "")))}
+    if "params.seed" in runs:
+        seeds |= {int(s) for s in runs["params.seed"].dropna()}
+    return sorted(seeds)
 
 
 def _ids_filter(ids: list[str]) -> str:
@@ -46,6 +64,7 @@ def runs_by_id(ids: list[str]) -> pd.DataFrame:
 
 
 def sweeps(sweep_id: str | None = None) -> list[Sweep]:
+    _PREDICTIONS.clear()  # a new build may read another (or a moved) store
     parents = tracking.runs_frame("tags.stage = 'sweep' and attributes.status = 'FINISHED'")
     if parents.empty:
         return []
@@ -63,7 +82,7 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
     unfinished = tracking.runs_frame("attributes.status != 'FINISHED'")
     out = []
     for (study, dataset), p in sorted(chosen.items()):
-        text = tracking.read_text(p["run_id"], "trials.json")
+        text = artifacts.read_text(p["run_id"], p["artifact_uri"], "trials.json")
         if text is None:
             continue
         trials = json.loads(text)
@@ -79,6 +98,7 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
         finished = [t["run_id"] for t in trials if t.get("run_id") and t["status"].startswith("FINISHED")]
         runs = runs_by_id(finished)
         sweep.runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True) if not runs.empty else runs
+        sweep.seeds = _asked_seeds(p, trials, sweep.runs)
         bad = (
             unfinished[unfinished["tags.sweep_hash"] == p["tags.sweep_hash"]]
             if "tags.sweep_hash" in unfinished
@@ -101,6 +121,25 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
     return out
 
 
-def predictions(run_id: str) -> pd.DataFrame | None:
-    text = tracking.read_text(run_id, "predictions/test.csv")
-    return None if text is None else pd.read_csv(io.StringIO(text))
+_PREDICTIONS: dict[str, pd.DataFrame | None] = {}  # per build (cleared by `sweeps`): each pair reuses them
+
+
+def predictions(run: pd.Series) -> pd.DataFrame | None:
+    """The saved test predictions of a run (a row of a runs frame), or None."""
+    rid = run["run_id"]
+    if rid not in _PREDICTIONS:
+        text = artifacts.read_text(rid, run["artifact_uri"], "predictions/test.csv")
+        _PREDICTIONS[rid] = None if text is None else pd.read_csv(io.StringIO(text))
+    return _PREDICTIONS[rid]
+
+
+def histories(run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:
+    """Per-epoch values {(run_id, key): {step: value}} of metrics logged with step=epoch."""
+    c = tracking.client()
+    out = {}
+    for rid in sorted(set(run_ids)):
+        for key in keys:
+            points = c.get_metric_history(rid, key)
+            if points:  # several values at one step: the last logged wins, as in the MLflow UI
+                out[rid, key] = {m.step: m.value for m in sorted(points, key=lambda m: (m.step, m.timestamp))}
+    return out

@@ -1,5 +1,5 @@
-"""Numbers behind honest comparisons: mean +- std over seeds, a paired bootstrap of the test
-F1 difference from saved predictions, chance level, the Pareto front."""
+"""Numbers behind honest comparisons: mean +- std over seeds, bootstrap intervals of the test F1
+(and of paired differences) from saved predictions, the expected F1 of guessing, the Pareto front."""
 
 from __future__ import annotations
 
@@ -48,25 +48,80 @@ def _avg_f1(pred: pd.DataFrame, weights: np.ndarray, tasks: list[str]) -> np.nda
     )
 
 
-def paired_bootstrap(
-    a: pd.DataFrame, b: pd.DataFrame, n: int = 1000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Test avg macro-F1 of a minus b, and its 95 % percentile interval from resampling the same
-    test samples for both (paired: aligned by dataset index). All resamples are scored at once
-    from their confusion counts (1000 resamples of 300 samples: milliseconds)."""
-    a, b = a.sort_values("index").reset_index(drop=True), b.sort_values("index").reset_index(drop=True)
-    if not np.array_equal(a["index"].to_numpy(), b["index"].to_numpy()):
-        raise ValueError("the two runs were tested on different samples")
-    tasks = tasks_of(a)
+def _weights(m: int, n: int, seed: int) -> np.ndarray:
+    """Row 0: the full test set; rows 1..n: bootstrap resamples of its m samples, as counts."""
     rng = np.random.default_rng(seed)
-    m = len(a)
     rows = np.stack([rng.integers(0, m, m) for _ in range(n)])
     weights = np.zeros((n + 1, m))
-    weights[0] = 1.0  # the full test set
+    weights[0] = 1.0
     np.add.at(weights, (np.repeat(np.arange(1, n + 1), m), rows.ravel()), 1.0)
-    d = _avg_f1(a, weights, tasks) - _avg_f1(b, weights, tasks)
+    return weights
+
+
+def _aligned(preds: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    out = [p.sort_values("index").reset_index(drop=True) for p in preds]
+    if any(not np.array_equal(out[0]["index"].to_numpy(), p["index"].to_numpy()) for p in out):
+        raise ValueError("the runs were tested on different samples")
+    return out
+
+
+def paired_bootstrap(
+    a: pd.DataFrame | list[pd.DataFrame], b: pd.DataFrame | list[pd.DataFrame], n: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Test avg macro-F1 of a minus b, and its 95 % percentile interval from resampling the same
+    test samples for both (paired: aligned by dataset index). Lists are the runs of matched seeds
+    (a[i] and b[i] share a seed): the difference is the mean over seeds, every seed scored on the
+    same resample. All resamples are scored at once from their confusion counts (milliseconds)."""
+    a = [a] if isinstance(a, pd.DataFrame) else list(a)
+    b = [b] if isinstance(b, pd.DataFrame) else list(b)
+    if len(a) != len(b) or not a:
+        raise ValueError("paired_bootstrap needs the same number (>= 1) of runs on each side")
+    runs = _aligned(a + b)
+    tasks = tasks_of(runs[0])
+    weights = _weights(len(runs[0]), n, seed)
+    d = np.mean(
+        [
+            _avg_f1(x, weights, tasks) - _avg_f1(y, weights, tasks)
+            for x, y in zip(runs[: len(a)], runs[len(a) :], strict=True)
+        ],
+        axis=0,
+    )
     lo, hi = np.percentile(d[1:], [2.5, 97.5])
     return float(d[0]), float(lo), float(hi)
+
+
+def bootstrap_interval(preds: list[pd.DataFrame], n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Test avg macro-F1 (mean over the runs of several seeds) and its 95 % percentile interval
+    from resampling the test samples: the uncertainty that comes from the test set's size."""
+    runs = _aligned(preds)
+    tasks = tasks_of(runs[0])
+    weights = _weights(len(runs[0]), n, seed)
+    f = np.mean([_avg_f1(x, weights, tasks) for x in runs], axis=0)
+    lo, hi = np.percentile(f[1:], [2.5, 97.5])
+    return float(f[0]), float(lo), float(hi)
+
+
+def uniform_guess_f1(labels: np.ndarray, k: int) -> float:
+    """Expected macro-F1 over all k classes (zero_division=0, as the pipeline scores) when each
+    test sample's class is guessed uniformly at random, given the test labels.
+
+    For class c with n_c of the N labels, the number S of samples guessed c is Binomial(N, 1/k)
+    and, given S = s, its true positives are hypergeometric with mean s n_c / N, so
+    E[F1_c] = sum_s P(S = s) 2 s n_c / (N (n_c + s)); exact, O(N) per class. It equals 1/k only
+    in the limit of balanced labels and many samples; imbalance lowers it."""
+    from scipy.stats import binom
+
+    labels = np.asarray(labels)
+    total = len(labels)
+    if total == 0 or k < 1:
+        return float("nan")
+    s = np.arange(total + 1)
+    p_s = binom.pmf(s, total, 1.0 / k)
+    scores = []
+    for c in range(k):
+        n_c = int(np.sum(labels == c))
+        scores.append(float(np.sum(p_s * 2 * s * n_c / (total * (n_c + s)))) if n_c else 0.0)
+    return float(np.mean(scores))
 
 
 def pareto(latency: list[float], f1: list[float]) -> list[bool]:

@@ -97,13 +97,8 @@ def test_killed_worker_fails_its_run_and_is_retried_while_own_errors_are_not(
         assert run.info.status == "FAILED" and "divisible" in run.data.tags["failure_reason"]
     # the summary (and trials.json, which the reports read): the right label for each trial
     (parent,) = runs_by_stage(client, "sweep")
-    rows = {
-        r["label"]: r
-        for r in json.loads(
-            client.download_artifacts(parent.info.run_id, "trials.json", str(tmp_path))
-            and (tmp_path / "trials.json").read_text()
-        )
-    }
+    local = client.download_artifacts(parent.info.run_id, "trials.json", str(tmp_path))
+    rows = {r["label"]: r for r in json.loads(Path(local).read_text())}
     a_row = rows["loss.name=none student.vision.kwargs.num_heads=2 seed=0"]
     b_row = rows["loss.name=vanilla student.vision.kwargs.num_heads=2 seed=0"]
     assert a_row["status"] == "FINISHED" and a_row["run_id"] in {r.info.run_id for r in by_name[A]}
@@ -111,3 +106,51 @@ def test_killed_worker_fails_its_run_and_is_retried_while_own_errors_are_not(
     assert "Some common causes" not in b_row["error"]  # the cause, without Ray's generic advice
     assert "worker died: " in out and "RETRY" in out
     assert "1 teacher(s) trained" in out
+
+
+def _sweep(tmp_path: Path, study: dict, uri: str, cache: Path, root: Path, epochs: int = 2):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"experiment": "default", "seeds": [0], **study}))
+    cmd = [sys.executable, "-m", "pipeline", "sweep", str(path), *tiny_overrides(root, epochs=epochs)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(cache)}
+    cmd += ["--docs", str(tmp_path / "docs")]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_students_of_a_failed_teacher_are_not_started(tmp_path, synth_wound, kdsweep_cache):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # the teacher's ViT cannot be built (5 heads do not divide its width 96); the students could
+    study = {"space": {"loss.name": ["none", "vanilla"]}, "overrides": ["teacher.vision.kwargs.num_heads=5"]}
+    done = _sweep(tmp_path, study, uri, kdsweep_cache, synth_wound)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(uri)
+    (teacher,) = runs_by_stage(client, "teacher")
+    assert teacher.info.status == "FAILED" and "divisible" in teacher.data.tags["failure_reason"]
+    assert runs_by_stage(client, "student") == []  # never started
+    assert "0 teacher(s) trained, 1 teacher(s) FAILED" in done.stdout
+    (parent,) = runs_by_stage(client, "sweep")
+    local = client.download_artifacts(parent.info.run_id, "trials.json", str(tmp_path))
+    rows = json.loads(Path(local).read_text())
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"FAILED"}
+    assert all(r["error"].startswith("teacher failed: ") and "divisible" in r["error"] for r in rows)
+
+
+def test_only_runs_the_scheduler_stopped_are_labelled_early_stopping(tmp_path, synth_wound, kdsweep_cache):
+    """ASHA (grace 2 epochs) stops the student that cannot learn (lr 1e-9) behind one that can:
+    its run ends KILLED with the early-stopping reason; the other FINISHED."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = {
+        "space": {"train.lr": [0.003, 1e-9]},
+        "overrides": ["loss.name=none", "train.patience=10"],
+        "scheduler": "asha",
+        "max_concurrent": 1,
+    }
+    done = _sweep(tmp_path, study, uri, kdsweep_cache, synth_wound, epochs=4)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(uri)
+    by_lr = {r.data.params["train.lr"]: r for r in runs_by_stage(client, "student")}
+    assert by_lr["0.003"].info.status == "FINISHED"
+    stopped = by_lr["1e-09"]
+    assert stopped.info.status == "KILLED", stopped.data.tags.get("failure_reason")
+    assert stopped.data.tags["failure_reason"] == "stopped before finishing (early stopping by the scheduler)"
+    assert "STOPPED early" in done.stdout
