@@ -53,7 +53,7 @@ format: setup ## ruff format and autofix
 
 data: setup data/synthetic-medpix/.done data/synthetic-wound/.done ## write the synthetic datasets to data/synthetic-{medpix,wound}
 
-data/synthetic-%/.done: pipeline/synth.py $(STAMP)
+data/synthetic-%/.done: pipeline/data/synth.py $(STAMP)
 	rm -rf data/synthetic-$*
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*
 	@touch $@

@@ -50,7 +50,7 @@ TITLES = {
 
 
 def _dataset(ctx: Context) -> None:
-    from pipeline.synth import generate
+    from pipeline.data.synth import generate
 
     root = Path(ctx.data_root)
     marker = root / ".done"

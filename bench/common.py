@@ -172,7 +172,7 @@ def quiet(_: str) -> None:
 @dataclass
 class KDStep:
     """A student, its KD loss, its frozen teacher and an optimiser: what one training step needs
-    (the same objects `pipeline.run.run_student` builds), for the figures that time the loop."""
+    (the same objects `pipeline.training.run.run_student` builds), for the figures that time the loop."""
 
     cfg: Any
     data: Any
@@ -188,9 +188,9 @@ class KDStep:
     def build(cls, overrides: list[str]) -> KDStep:
         from losses import LOSSES
         from models.model import FrozenTeacher
-        from pipeline.config import load_experiment
-        from pipeline.run import build_model, loss_context, prepare
-        from pipeline.train import optimizer
+        from pipeline.config.loader import load_experiment
+        from pipeline.training.run import build_model, loss_context, prepare
+        from pipeline.training.train import optimizer
 
         cfg = load_experiment("default", overrides)
         data, device = prepare(cfg, quiet)
@@ -202,8 +202,8 @@ class KDStep:
         return cls(cfg, data, device, teacher, student, loss_fn, frozen, params, opt)
 
     def epoch(self, batches) -> int:
-        """One pass of `pipeline.train.train_epoch` over `batches`; the number of samples."""
-        from pipeline.train import train_epoch
+        """One pass of `pipeline.training.train.train_epoch` over `batches`; the number of samples."""
+        from pipeline.training.train import train_epoch
 
         s = self
         return train_epoch(

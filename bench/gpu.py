@@ -17,9 +17,9 @@ FRACTION = 0.25
 
 def packed(ctx: Context, trials: int) -> dict:
     from pipeline import tracking
-    from pipeline.config import load_experiment
-    from pipeline.run import ensure_teacher, experiment_name, prepare
-    from pipeline.sweep import run_sweep
+    from pipeline.config.loader import load_experiment
+    from pipeline.sweeps.sweep import run_sweep
+    from pipeline.training.run import ensure_teacher, experiment_name, prepare
 
     overrides = [o for o in ctx.overrides() if o != "train.device=cpu"] + ["train.device=cuda"]
     cfg = load_experiment("default", overrides)

@@ -1,4 +1,4 @@
-"""Figure 6, latency stability: the student's latency (pipeline.evaluate.latency_ms: batch 1,
+"""Figure 6, latency stability: the student's latency (pipeline.training.evaluate.latency_ms: batch 1,
 warm-up, median of `latency_runs` passes, as logged with every run) measured in separate
 processes one after the other, each building the same student from its config with the
 thread count a sweep trial gets. Figure: max / min of the per-process medians.
@@ -20,9 +20,9 @@ from bench.common import Context, Timer, child, quiet, set_threads
 def once(ctx: Context, threads: int) -> dict:
     import torch
 
-    from pipeline.config import load_experiment
-    from pipeline.evaluate import first_sample, latency_ms
-    from pipeline.run import build_model, prepare
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.evaluate import first_sample, latency_ms
+    from pipeline.training.run import build_model, prepare
 
     set_threads(threads)
     cfg = load_experiment("default", ctx.overrides())

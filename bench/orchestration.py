@@ -23,8 +23,8 @@ def _temperatures(n: int, offset: float) -> list[float]:
 
 def bare(ctx: Context, temperatures: list[float], threads: int) -> dict:
     """The trial body of `tune_runner.student_trial`, without Ray, back to back."""
-    from pipeline.config import load_experiment
-    from pipeline.run import ensure_teacher, prepare, run_student
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.run import ensure_teacher, prepare, run_student
 
     set_threads(threads)
     base = ctx.overrides()
@@ -45,7 +45,7 @@ def bare(ctx: Context, temperatures: list[float], threads: int) -> dict:
 
 def sweep(ctx: Context, temperatures: list[float], concurrency: int) -> dict:
     """One real sweep of the same trials; its wall time from the call to the summary."""
-    from pipeline.sweep import run_sweep
+    from pipeline.sweeps.sweep import run_sweep
 
     study = write_study(
         Path(ctx.work) / "studies" / "orchestration.yaml",

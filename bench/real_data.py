@@ -34,7 +34,7 @@ def medpix_root() -> Path | None:
 
 def study(ctx: Context, root: str, profile: str = "minilm", extra: tuple[str, ...] = ()) -> dict:
     from pipeline import tracking
-    from pipeline.sweep import run_sweep
+    from pipeline.sweeps.sweep import run_sweep
 
     with Timer() as t:
         result = run_sweep(

@@ -2,9 +2,9 @@
 
 Writing 10,000 runs through the client (one request per call) would take longer than the whole
 benchmark, so rows go in bulk through MLflow's own SQLAlchemy tables (the schema is created by
-MLflow itself first). Each run looks like one written by pipeline.run: the full flattened
+MLflow itself first). Each run looks like one written by pipeline.training.run: the full flattened
 config as params, the same tags, per-epoch dev/train metrics and final test/best_dev metrics
-(computed by pipeline.evaluate.metrics from synthetic predictions), and, like real runs, a
+(computed by pipeline.training.evaluate.metrics from synthetic predictions), and, like real runs, a
 predictions/test.csv artifact (hard links to a shared pool of files) and, per sweep, trials.json.
 Sweeps cycle through the four study kinds and two datasets, about 50 student runs each.
 """
@@ -63,10 +63,10 @@ class _Pool:
     """Per dataset: POOL prediction sets of varied quality, their metrics and predictions CSV."""
 
     def __init__(self, dataset: str, folder: Path, rng: np.random.Generator) -> None:
-        from pipeline.config import flatten, load_experiment
-        from pipeline.evaluate import Predictions, metrics
-        from pipeline.run import _predictions_csv
-        from pipeline.synth import KINDS
+        from pipeline.config.loader import flatten, load_experiment
+        from pipeline.data.synth import KINDS
+        from pipeline.training.evaluate import Predictions, metrics
+        from pipeline.training.run import _predictions_csv
 
         cfg = load_experiment("default", [f"dataset={dataset}"])
         self.params = {k: str(v)[:6000] for k, v in flatten(cfg).items()}

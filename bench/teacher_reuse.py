@@ -20,8 +20,8 @@ LOSSES = ("vanilla", "combined", "crd", "rkd", "mmd")
 
 
 def arm(ctx: Context, losses: list[str], retrain: bool, threads: int) -> dict:
-    from pipeline.config import load_experiment
-    from pipeline.run import ensure_teacher, prepare, run_student
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.run import ensure_teacher, prepare, run_student
 
     set_threads(threads)
     trials = []

@@ -19,8 +19,8 @@ from bench.common import Context, Timer, child, cores, quiet, set_threads
 
 
 def alternate(ctx: Context, repeats: int, threads: int) -> dict:
-    from pipeline.config import load_experiment
-    from pipeline.run import ensure_teacher, prepare, run_student
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.run import ensure_teacher, prepare, run_student
 
     set_threads(threads)
     spent = _time_client_calls()

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.registry import Registry
+from core.schema import LossConfig
 from models.outputs import ModelOutput
-from pipeline.registry import Registry
-from pipeline.schema import LossConfig
 
 LOSSES: Registry[type[DistillLoss]] = Registry("loss")
 
@@ -90,7 +90,7 @@ class DistillLoss(nn.Module):
 
     def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
         super().__init__()
-        from pipeline.config import parse  # the loss validates its own options
+        from core.validate import parse  # the loss validates its own options
 
         self.cfg, self.ctx = cfg, ctx
         self.params = parse(self.Params, dict(cfg.params), where="loss.params")

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from core.schema import LossConfig, non_negative
 from losses.base import LOSSES, DistillLoss, LossContext, normalized_pair, student_projection
 from models.outputs import ModelOutput
-from pipeline.schema import LossConfig, non_negative
 
 
 @dataclass(frozen=True)

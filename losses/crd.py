@@ -62,9 +62,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.schema import LossConfig, non_negative, positive, unit_interval
 from losses.base import LOSSES, DistillLoss, LossContext
 from models.outputs import ModelOutput
-from pipeline.schema import LossConfig, non_negative, positive, unit_interval
 
 _EPS = 1e-7  # as in RepDistiller's ContrastLoss
 

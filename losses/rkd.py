@@ -49,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.schema import non_negative
 from losses.base import LOSSES, DistillLoss
 from models.outputs import ModelOutput
-from pipeline.schema import non_negative
 
 _EPS = 1e-12
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.errors import ConfigError
-from pipeline.registry import Registry
-from pipeline.schema import TextConfig, VisionConfig
+from core.errors import ConfigError
+from core.registry import Registry
+from core.schema import TextConfig, VisionConfig
 
 VISION: Registry[Callable[..., VisionBackbone]] = Registry("vision source")
 TEXT: Registry[Callable[..., TextBackbone]] = Registry("text source")

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.errors import ConfigError
 from models.model import parameter_count, size_mb
-from pipeline.errors import ConfigError
 
 ATTENTIONS = ("none", "mhsa")
 

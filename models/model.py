@@ -16,10 +16,10 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from core.schema import ModelConfig
 from models.backbones import build_text, build_vision
 from models.fusions import FUSIONS
 from models.outputs import ModelOutput
-from pipeline.schema import ModelConfig
 
 
 class KDModel(nn.Module):

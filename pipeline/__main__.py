@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.errors import KdsweepError
+from core.errors import KdsweepError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -25,9 +25,9 @@ def _run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from pipeline import tracking
-    from pipeline.config import load_experiment
-    from pipeline.run import run_experiment
+    from pipeline.config.loader import load_experiment
     from pipeline.tracking import tracking_uri
+    from pipeline.training.run import run_experiment
 
     if args.no_track:
         os.environ["KDSWEEP_TRACKING"] = "off"
@@ -85,7 +85,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.sweep import run_sweep
+    from pipeline.sweeps.sweep import run_sweep
     from pipeline.tracking import tracking_uri
 
     console = Console()
@@ -122,7 +122,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from pipeline.config import config_hash, dump_yaml, load_experiment
+    from pipeline.config.loader import config_hash, dump_yaml, load_experiment
 
     cfg = load_experiment(args.experiment, args.overrides)
     print(dump_yaml(cfg), end="")

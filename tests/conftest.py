@@ -22,7 +22,7 @@ SMALL_IMAGE_SIZE = 32
 
 def _clear_memory_caches() -> None:
     # Only modules already imported can hold anything; importing them here would slow every test.
-    for name in ("pipeline.images", "pipeline.text"):
+    for name in ("pipeline.data.images", "pipeline.data.text"):
         module = sys.modules.get(name)
         if module is not None:
             module._MEMORY.clear()
@@ -39,7 +39,7 @@ def kdsweep_cache(tmp_path_factory, monkeypatch) -> Path:
 
 
 def _generate(tmp_path_factory, kind: str) -> Path:
-    from pipeline.synth import generate
+    from pipeline.data.synth import generate
 
     out = tmp_path_factory.mktemp(f"synth-{kind}") / kind
     generate(kind, out, dict(SMALL), image_size=SMALL_IMAGE_SIZE, seed=0)

@@ -78,8 +78,8 @@ def test_bench_rejects_an_unknown_figure(tmp_path):
 
 def test_tracking_off_records_nothing_and_reuses_nothing(synth_wound, tmp_path, monkeypatch):
     from pipeline import tracking
-    from pipeline.config import load_experiment
-    from pipeline.run import run_experiment
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.run import run_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -1,4 +1,4 @@
-"""pipeline.chestxray and pipeline.synth_chestxray: the NIH ChestX-ray14 layout, patient-grouped
+"""pipeline.data.chestxray and pipeline.data.synth_chestxray: the NIH ChestX-ray14 layout, patient-grouped
 splits, the stratified subset (at full scale on the real NIH table), and the synthetic generator."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.chestxray import (
+from core.errors import DataError
+from pipeline.data.chestxray import (
     LABELS,
     XrayRecord,
     check_leakage,
@@ -25,8 +26,7 @@ from pipeline.chestxray import (
     read_chestxray,
     read_table,
 )
-from pipeline.errors import DataError
-from pipeline.synth_chestxray import CUE_CENTRES, PREVALENCE, _copula_labels, generate_chestxray, main
+from pipeline.data.synth_chestxray import CUE_CENTRES, PREVALENCE, _copula_labels, generate_chestxray, main
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NIH = REPO.parent / "shared" / "datasets" / "nih-chestxray14-labels"

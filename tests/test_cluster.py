@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.errors import DataError
+from core.errors import DataError
 from support import free_port, mlflow_server, runs_by_stage, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ def test_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, synth_woun
 
 
 def test_a_node_without_the_dataset_names_itself_and_the_path(tmp_path):
-    from pipeline.cluster import node, require_dataset
+    from pipeline.sweeps.cluster import node, require_dataset
 
     missing = tmp_path / "nowhere"
     with pytest.raises(DataError) as info:
@@ -185,7 +185,7 @@ def test_a_node_without_the_dataset_names_itself_and_the_path(tmp_path):
 
 
 def test_job_environment_has_absolute_roots_and_the_store(monkeypatch, tmp_path):
-    from pipeline.cluster import job_env
+    from pipeline.sweeps.cluster import job_env
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WOUND_ROOT", "data/wound")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import ConfigError
 from models.cnn_attention import CNNFeatureMap, ImageEncoder, SpatialMHSA, model_stats
-from pipeline.errors import ConfigError
 
 # Tiny profile: timm's 82k-parameter test EfficientNet builds and runs in milliseconds on CPU.
 TINY = "test_efficientnet"

@@ -1,4 +1,4 @@
-"""pipeline.config: YAML + profile + dataset + overrides -> frozen typed config; one-line errors."""
+"""pipeline.config.loader: YAML + profile + dataset + overrides -> frozen typed config; one-line errors."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import config_hash, dump_yaml, flatten, load_dataset_config, load_experiment, parse
-from pipeline.errors import ConfigError
-from pipeline.schema import DatasetConfig, ExperimentConfig
+from core.errors import ConfigError
+from core.schema import DatasetConfig, ExperimentConfig
+from pipeline.config.loader import (
+    config_hash,
+    dump_yaml,
+    flatten,
+    load_dataset_config,
+    load_experiment,
+    parse,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = "medpix, synthetic-medpix, synthetic-wound, wound"
@@ -239,7 +246,9 @@ def test_config_hash_ignores_key_order_and_unhashed_fields(tmp_path):
 
 def test_config_hash_is_stable_across_processes():
     cfg = load_experiment("default", ["loss.alpha=0.2"])
-    code = "import sys, yaml; from pipeline.config import *; from pipeline.schema import ExperimentConfig; "
+    code = (
+        "import sys, yaml; from pipeline.config.loader import *; from core.schema import ExperimentConfig; "
+    )
     code += "print(config_hash(parse(ExperimentConfig, yaml.safe_load(sys.stdin.read()))))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(

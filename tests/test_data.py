@@ -1,4 +1,4 @@
-"""pipeline.data / images / dataset: MedPix-2.0 reader, one-line data errors, caches, batch contract."""
+"""pipeline.data.medpix / images / dataset: MedPix-2.0 reader, one-line data errors, caches, batch contract."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import images
-from pipeline.config import load_dataset_config
-from pipeline.data import SPLITS, read_dataset
-from pipeline.dataset import load_data
-from pipeline.errors import DataError
-from pipeline.schema import TokenizerConfig
+from core.errors import DataError
+from core.schema import TokenizerConfig
+from pipeline.config.loader import load_dataset_config
+from pipeline.data import images
+from pipeline.data.dataset import load_data
+from pipeline.data.medpix import SPLITS, read_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TOKS = {"teacher": TokenizerConfig(vocab_size=300, max_length=64), "student": TokenizerConfig(max_length=12)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.folds import assign_folds, fold_indices
+from pipeline.data.folds import assign_folds, fold_indices
 
 K_FOLDS, N_GROUPS, N_LABELS = 5, 400, 14
 

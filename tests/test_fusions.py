@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.errors import ConfigError
 from models.fusions import FUSIONS, Fusion
-from pipeline.errors import ConfigError
 
 DIM = 16
 NAMES = FUSIONS.names()

@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.errors import ConfigError
+from core.schema import LossConfig
 from losses import LOSSES, LossContext
 from losses.base import kd_kl
 from models.outputs import ModelOutput
-from pipeline.config import parse
-from pipeline.errors import ConfigError
-from pipeline.schema import LossConfig
+from pipeline.config.loader import parse
 
 TASKS = ("a", "b")
 NUM_CLASSES = {"a": 3, "b": 4}

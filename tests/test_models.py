@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.errors import ConfigError
+from core.schema import TextConfig, TokenizerConfig, VisionConfig
 from losses import LOSSES
 from models.backbones import build_text, build_vision
 from models.fusions import FUSIONS
 from models.model import FrozenTeacher, KDModel
-from pipeline.config import load_experiment
-from pipeline.dataset import load_data
-from pipeline.errors import ConfigError
-from pipeline.run import build_model, loss_context
-from pipeline.schema import TextConfig, TokenizerConfig, VisionConfig
+from pipeline.config.loader import load_experiment
+from pipeline.data.dataset import load_data
+from pipeline.training.run import build_model, loss_context
 from support import tiny_overrides
 
 
@@ -109,7 +109,7 @@ def test_unknown_timm_model_is_a_config_error():
 
 def test_text_backbone_pretrained_from_local_folder(minilm_dir):
     """A real pretrained MiniLM-L6 (BERT) and its tokenizer, loaded offline from a folder."""
-    from pipeline.text import load_tokenizer
+    from pipeline.data.text import load_tokenizer
 
     tok = load_tokenizer(TokenizerConfig(name=str(minilm_dir), max_length=32), [])
     bb = build_text(TextConfig(name=str(minilm_dir), pretrained=True), len(tok), key="teacher.text")
@@ -136,8 +136,8 @@ def test_text_backbone_from_config_matches_vocab():
 
 def test_minilm_profile_builds_its_pretrained_teacher_offline(synth_medpix, minilm_dir, monkeypatch):
     """profiles/minilm.yaml: MINILM_DIR -> the local all-MiniLM-L6-v2 folder, loaded with its weights."""
-    from pipeline.config import load_experiment
-    from pipeline.run import build_model, prepare
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.run import build_model, prepare
 
     monkeypatch.setenv("MINILM_DIR", str(minilm_dir))
     cfg = load_experiment("default", ["dataset=medpix", f"dataset.root={synth_medpix}", "profile=minilm"])

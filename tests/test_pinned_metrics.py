@@ -28,8 +28,8 @@ LOSSES = ("none", "vanilla", "combined", "crd", "rkd", "mmd")
 def loss_study(root: Path) -> dict[str, dict[str, float]]:
     import torch
 
-    from pipeline.config import load_experiment
-    from pipeline.run import ensure_teacher, prepare, run_student
+    from pipeline.config.loader import load_experiment
+    from pipeline.training.run import ensure_teacher, prepare, run_student
     from support import tiny_overrides
 
     os.environ["KDSWEEP_TRACKING"] = "off"
@@ -76,7 +76,7 @@ if __name__ == "__main__" and "--record" in sys.argv:
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import SMALL, SMALL_IMAGE_SIZE
 
-    from pipeline.synth import generate
+    from pipeline.data.synth import generate
 
     with tempfile.TemporaryDirectory() as d:
         os.environ.setdefault("KDSWEEP_CACHE", str(Path(d) / "cache"))

@@ -120,7 +120,7 @@ def parent(c, exp, study, kind, sweep_hash, trials, seeds=None):
             "sweep_hash": sweep_hash,
         },
     )
-    if seeds is not None:  # as pipeline.sweep logs it: str(list)
+    if seeds is not None:  # as pipeline.sweeps.sweep logs it: str(list)
         c.log_param(r.info.run_id, "seeds", str(list(seeds)))
     c.log_text(r.info.run_id, json.dumps(trials), "trials.json")
     c.set_terminated(r.info.run_id, "FINISHED")

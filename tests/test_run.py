@@ -15,8 +15,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from models.model import KDModel
-from pipeline.config import load_experiment
-from pipeline.run import run_experiment
+from pipeline.config.loader import load_experiment
+from pipeline.training.run import run_experiment
 from support import runs_by_stage, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def test_non_finite_loss_marks_run_failed(store, synth_wound, monkeypatch):
         return {"injected": student.fused.sum() * float("nan")}
 
     monkeypatch.setattr(losses.vanilla.VanillaKD, "feature_terms", boom)
-    from pipeline.train import NonFiniteLoss
+    from pipeline.training.train import NonFiniteLoss
 
     with pytest.raises(NonFiniteLoss, match="injected=nan"):
         run_experiment(load_experiment("default", tiny_overrides(synth_wound, epochs=1)), say=lambda s: None)
@@ -109,16 +109,16 @@ def test_non_finite_loss_marks_run_failed(store, synth_wound, monkeypatch):
 
 
 def test_interrupt_marks_run_killed(store, synth_wound, monkeypatch):
-    import pipeline.run
+    import pipeline.training.run
 
-    real_fit = pipeline.run.fit
+    real_fit = pipeline.training.run.fit
 
     def fit(model, loss_fn, *args, teacher=None, **kw):
         if teacher is not None:  # the student stage
             raise KeyboardInterrupt
         return real_fit(model, loss_fn, *args, teacher=teacher, **kw)
 
-    monkeypatch.setattr(pipeline.run, "fit", fit)
+    monkeypatch.setattr(pipeline.training.run, "fit", fit)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(load_experiment("default", tiny_overrides(synth_wound, epochs=1)), say=lambda s: None)
     (student,) = runs_by_stage(store, "student")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import load_experiment
-from pipeline.errors import ConfigError
-from pipeline.study import expand, load_study
+from core.errors import ConfigError
+from pipeline.config.loader import load_experiment
+from pipeline.config.study import expand, load_study
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 from support import mlflow_server, runs_by_stage, tiny_overrides, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_sweep_runs_concurrent_trials_under_one_parent(tmp_path, synth_wound, kd
     study = _study(tmp_path, {"loss.name": ["none", "vanilla", "combined", "rkd"]}, resources={"cpu": 0.5})
     import ray
 
-    from pipeline.sweep import run_sweep
+    from pipeline.sweeps.sweep import run_sweep
 
     try:
         result = run_sweep(str(study), tiny_overrides(synth_wound, epochs=2), say=lambda s: None)
@@ -98,7 +98,7 @@ def test_sweep_runs_concurrent_trials_under_one_parent(tmp_path, synth_wound, kd
 def test_invalid_combination_is_refused_before_any_trial(tmp_path, synth_wound, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     study = _study(tmp_path, {"student.fusion.heads": [2, 3]})
-    from pipeline.sweep import run_sweep
+    from pipeline.sweeps.sweep import run_sweep
 
     with pytest.raises(
         ConfigError, match=r"student.fusion.heads=3.*student.fusion.dim: expected dim divisible by heads"

@@ -1,4 +1,4 @@
-"""pipeline.synth: MedPix-2.0-format synthetic datasets, byte-identical per seed, real PNGs."""
+"""pipeline.data.synth: MedPix-2.0-format synthetic datasets, byte-identical per seed, real PNGs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.config import load_dataset_config
-from pipeline.data import read_dataset
-from pipeline.synth import KINDS
+from pipeline.config.loader import load_dataset_config
+from pipeline.data.medpix import read_dataset
+from pipeline.data.synth import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""pipeline.text: a WordPiece tokenizer trained on train text (cached) and local HF folders offline."""
+"""pipeline.data.text: a WordPiece tokenizer trained on train text (cached) and local HF folders offline."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from pipeline import text
-from pipeline.config import load_dataset_config
-from pipeline.data import read_dataset
-from pipeline.dataset import load_data
-from pipeline.errors import ConfigError
-from pipeline.schema import TokenizerConfig
+from core.errors import ConfigError
+from core.schema import TokenizerConfig
+from pipeline.config.loader import load_dataset_config
+from pipeline.data import text
+from pipeline.data.dataset import load_data
+from pipeline.data.medpix import read_dataset
 
 TEXTS = [
     "Axial CT of the head shows a hyperdense mass in the left frontal lobe.",

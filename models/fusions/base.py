@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from pipeline.registry import Registry
+from core.registry import Registry
 
 FUSIONS: Registry[type[Fusion]] = Registry("fusion")
 

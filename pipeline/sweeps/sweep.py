@@ -20,11 +20,11 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from core.errors import ConfigError
 from pipeline import tracking
-from pipeline.config import config_hash, to_dict
-from pipeline.data import read_dataset
-from pipeline.errors import ConfigError
-from pipeline.study import Trial, expand, load_study, make_trial, short
+from pipeline.config.loader import config_hash, to_dict
+from pipeline.config.study import Trial, expand, load_study, make_trial, short
+from pipeline.data.medpix import read_dataset
 
 Say = Callable[[str], None]
 NAMED = ("loss.name", "fusion.name", "seed")
@@ -86,7 +86,7 @@ def _suffix(trial: Trial) -> str:
 
 def _check_teacher_ranges(study, extra: Sequence[str]) -> None:
     """Ranges may not change the teacher: teachers are trained up front, per discrete value."""
-    from pipeline.run import teacher_hash
+    from pipeline.training.run import teacher_hash
 
     for key, spec in study.space.items():
         if isinstance(spec, tuple):
@@ -103,8 +103,8 @@ def _check_teacher_ranges(study, extra: Sequence[str]) -> None:
 def run_sweep(
     study_path: str, extra: Sequence[str] = (), seeds: int | None = None, say: Say = print
 ) -> SweepResult:
-    from pipeline import tune_runner
-    from pipeline.run import experiment_name, teacher_hash
+    from pipeline.sweeps import tune_runner
+    from pipeline.training.run import experiment_name, teacher_hash
 
     study, text = load_study(study_path, seeds)
     extra = tuple(extra)

@@ -1,4 +1,4 @@
-"""Validate plain data (from YAML) into the frozen config dataclasses of pipeline.schema.
+"""Validate plain data (from YAML) into the frozen config dataclasses of core.schema.
 
 Types come from the annotations (bool, int, float, str, Literal, tuple[...], Mapping[str, X],
 X | None, nested dataclasses, Any); field metadata ``check`` adds range rules and a class's
@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pipeline.errors import ConfigError, closest
+from core.errors import ConfigError, closest
 
 T = TypeVar("T")
 FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")

@@ -4,7 +4,7 @@ Ray starts on this machine by default; RAY_ADDRESS joins an existing cluster (th
 environment variables kdsweep reads travel with the job's runtime_env). Each trial asks for
 `resources` (fractional GPUs allowed, so small students pack onto one card) and runs one
 teacher or one student as a plain function: the MLflow runs are written by the trial itself,
-through pipeline.run / pipeline.tracking.
+through pipeline.training.run / pipeline.tracking.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 from ray import tune  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EARLY_STOP = "stopped before finishing (early stopping by the scheduler)"
 
 
 def start() -> None:
-    """Ray on this machine, or the cluster at RAY_ADDRESS (see pipeline.cluster)."""
-    from pipeline.cluster import connect
+    """Ray on this machine, or the cluster at RAY_ADDRESS (see pipeline.sweeps.cluster)."""
+    from pipeline.sweeps.cluster import connect
 
     connect()
 
@@ -63,8 +63,8 @@ def _reporter(stage: str, metric: str):
 def _where(config: dict, suffix: str = ""):
     """The sweep's parent run and tags, plus where this trial runs: its Ray trial id (how the
     driver finds the run of a worker that died), node and process."""
-    from pipeline.cluster import node
-    from pipeline.run import Tracking
+    from pipeline.sweeps.cluster import node
+    from pipeline.training.run import Tracking
 
     context = {
         "ray_trial_id": tune.get_context().get_trial_id() or "",
@@ -90,8 +90,8 @@ def _guarded(stage: str, body, config: dict) -> None:
 
 
 def _load(config: dict, overrides: list[str]):
-    from pipeline.cluster import require_dataset
-    from pipeline.config import load_experiment
+    from pipeline.config.loader import load_experiment
+    from pipeline.sweeps.cluster import require_dataset
 
     cfg = load_experiment(config["experiment"], overrides)
     require_dataset(cfg.dataset.name, cfg.dataset.root)  # this node may lack it
@@ -99,7 +99,7 @@ def _load(config: dict, overrides: list[str]):
 
 
 def _teacher(config: dict) -> None:
-    from pipeline.run import ensure_teacher, prepare
+    from pipeline.training.run import ensure_teacher, prepare
 
     cfg = _load(config, list(config["overrides"]))
     data, device = prepare(cfg, _quiet)
@@ -111,12 +111,12 @@ def _teacher(config: dict) -> None:
 
 def _student(config: dict) -> None:
     from pipeline import tracking
-    from pipeline.config import config_hash
-    from pipeline.run import ensure_teacher, experiment_name, prepare, run_student, teacher_hash
+    from pipeline.config.loader import config_hash
+    from pipeline.training.run import ensure_teacher, experiment_name, prepare, run_student, teacher_hash
 
     overrides = list(config["overrides"])
     if "point" in config:  # suggested by a searcher (optuna): the point and the seed index
-        from pipeline.study import trial_overrides
+        from pipeline.config.study import trial_overrides
 
         seeds = config["seeds"]
         seed = seeds[config.get("__trial_index__", 0) % len(seeds)]

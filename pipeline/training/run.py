@@ -3,7 +3,7 @@
 The teacher is identified by `teacher_hash` (teacher sub-config, dataset, seed, the training
 settings it depends on). A FINISHED teacher run with that hash is reused from its MLflow
 checkpoint instead of retrained (`retrain_teacher=True` forces). The student run is tagged with
-its teacher's run id. Metric names: see pipeline.evaluate; tracked prefixes are ``train/``,
+its teacher's run id. Metric names: see pipeline.training.evaluate; tracked prefixes are ``train/``,
 ``dev/`` (per epoch), ``best_dev/`` (the restored best checkpoint on dev), ``test/`` and
 ``latency_ms``, ``latency_p90_ms``, ``size_mb``, ``params``.
 """
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
+from core.schema import ExperimentConfig, ModelConfig
 from losses import LOSSES, LossContext
 from models.model import FrozenTeacher, KDModel, parameter_count, size_mb
 from pipeline import tracking
-from pipeline.config import config_hash, dump_yaml, flatten
-from pipeline.dataset import DataBundle, load_data
-from pipeline.evaluate import Predictions, confusion_figure, latency_ms, metrics, predict
-from pipeline.schema import ExperimentConfig, ModelConfig
-from pipeline.train import fit, resolve_device, seed_everything
+from pipeline.config.loader import config_hash, dump_yaml, flatten
+from pipeline.data.dataset import DataBundle, load_data
+from pipeline.training.evaluate import Predictions, confusion_figure, latency_ms, metrics, predict
+from pipeline.training.train import fit, resolve_device, seed_everything
 
 Say = Callable[[str], None]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.errors import DataError
+from core.errors import DataError
 
 _VERSION = "v1"  # bump when the decoding below changes
 _MEMORY: dict[str, np.ndarray] = {}
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,7 @@
 
 Each section mirrors a part that can be swapped (dataset, backbones, fusion, loss, training);
 stages receive only the section they need. Field metadata:
-  - ``check``: a (predicate, "expected ...") pair validated by `pipeline.config`;
+  - ``check``: a (predicate, "expected ...") pair validated by `pipeline.config.loader`;
   - ``hash=False``: the field does not change results and is left out of `config_hash`.
 Cross-field rules live in each class's ``validate`` and raise `ValueError(key, message)`.
 """
@@ -45,7 +45,7 @@ class TextSource:
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetConfig:
-    """A dataset in the MedPix-2.0 on-disk format (see `pipeline.data`)."""
+    """A dataset in the MedPix-2.0 on-disk format (see `pipeline.data.medpix`)."""
 
     name: str
     root: str

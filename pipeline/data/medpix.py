@@ -9,7 +9,7 @@ Format (CHILab1/MedPix-2.0, MedPix-2-0/), the same for MedPix, Wound and the syn
 Everything is checked before any work or any write: files, JSON lines, label fields, image
 files, empty splits, and leakage (one case or image file in two splits). Each problem is a
 one-line `DataError` naming the file and line. Decoding and tokenising live in
-`pipeline.dataset`; `python -m pipeline.data describe <dataset> [--root DIR]` prints a summary.
+`pipeline.data.dataset`; `python -m pipeline.data describe <dataset> [--root DIR]` prints a summary.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DataError, KdsweepError
-from pipeline.schema import DatasetConfig
+from core.errors import DataError, KdsweepError
+from core.schema import DatasetConfig
 
 SPLITS = ("train", "dev", "test")
 
@@ -194,7 +194,7 @@ def describe(cfg: DatasetConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.config import load_dataset_config
+    from pipeline.config.loader import load_dataset_config
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from transformers import PreTrainedTokenizerBase
 
-from pipeline.data import SPLITS, Sample, drop_unseen, label_maps, read_dataset
-from pipeline.images import ImageSet
-from pipeline.schema import DatasetConfig, TokenizerConfig
-from pipeline.text import encode, load_tokenizer
+from core.schema import DatasetConfig, TokenizerConfig
+from pipeline.data.images import ImageSet
+from pipeline.data.medpix import SPLITS, Sample, drop_unseen, label_maps, read_dataset
+from pipeline.data.text import encode, load_tokenizer
 
 ROLES = ("teacher", "student")
 

@@ -1,5 +1,5 @@
 """Where trials run: Ray on this machine, or the cluster at RAY_ADDRESS (Ray core only; the
-one module that talks to Ray Tune is pipeline.tune_runner).
+one module that talks to Ray Tune is pipeline.sweeps.tune_runner).
 
 On a cluster the code travels with the job (runtime_env working_dir) and so do the variables
 kdsweep reads, made absolute in the driver: a trial runs in the job's own working directory,
@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.errors import ClusterError, DataError
+from core.errors import ClusterError, DataError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # what a trial needs from the driver's environment (values that are paths are made absolute)
 PASS_ENV = (
     "RAY_CHDIR_TO_TRIAL_DIR",

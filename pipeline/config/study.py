@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.config import config_hash, load_experiment, parse, read_yaml, sweeps_dir
-from pipeline.errors import ConfigError
-from pipeline.schema import ExperimentConfig, non_negative, positive
+from core.errors import ConfigError
+from core.schema import ExperimentConfig, non_negative, positive
+from pipeline.config.loader import config_hash, load_experiment, parse, read_yaml, sweeps_dir
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +60,7 @@ class StudyConfig:
     scheduler: Literal["none", "asha"] = "none"
     resources: Resources = Resources()
     max_concurrent: int = non_negative(default=0)  # 0: as many as the resources allow
-    retries: int = non_negative(default=1)  # system failures only (pipeline.tune_runner)
+    retries: int = non_negative(default=1)  # system failures only (pipeline.sweeps.tune_runner)
 
     def validate(self) -> None:
         if not self.metric.startswith("dev/"):
@@ -125,7 +125,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, Mapping | tuple | list):
         import json
 
-        from pipeline.config import to_dict
+        from pipeline.config.loader import to_dict
 
         return json.dumps(to_dict(value))
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)

@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError
-from pipeline.schema import DatasetConfig, ExperimentConfig
-from pipeline.validate import FLOAT, _convert_dataclass, parse  # noqa: F401  (parse: re-exported)
+from core.errors import ConfigError
+from core.schema import DatasetConfig, ExperimentConfig
+from core.validate import FLOAT, _convert_dataclass, parse  # noqa: F401  (parse: re-exported)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 

@@ -17,9 +17,9 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from pipeline.errors import ConfigError
-from pipeline.images import cache_dir
-from pipeline.schema import TokenizerConfig
+from core.errors import ConfigError
+from core.schema import TokenizerConfig
+from pipeline.data.images import cache_dir
 
 SPECIAL = {
     "pad_token": "[PAD]",

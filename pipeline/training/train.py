@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.schema import TrainConfig
 from losses.base import DistillLoss
-from pipeline.dataset import DataBundle
-from pipeline.evaluate import autocast, metrics, predict, to_device
-from pipeline.schema import TrainConfig
+from pipeline.data.dataset import DataBundle
+from pipeline.training.evaluate import autocast, metrics, predict, to_device
 
 
 class NonFiniteLoss(RuntimeError):
@@ -46,7 +46,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from pipeline.errors import ConfigError
+        from core.errors import ConfigError
 
         raise ConfigError(
             "train.device: cuda was asked for but no CUDA device is available (use auto or cpu)"

@@ -1,6 +1,6 @@
-"""A synthetic NIH ChestX-ray14-like data set, in the published layout that `pipeline.chestxray` reads.
+"""A synthetic NIH ChestX-ray14-like data set, in the published layout that `pipeline.data.chestxray` reads.
 
-    python -m pipeline.synth_chestxray --out DIR [--patients N --image-size PX --seed S
+    python -m pipeline.synth chestxray --out DIR [--patients N --image-size PX --seed S
                                                   --source-table Data_Entry_2017_v2020.csv.gz]
 
 Writes Data_Entry_2017.csv, train_val_list.txt, test_list.txt (20 % of the patients in test) and
@@ -28,8 +28,8 @@ from statistics import NormalDist
 import numpy as np
 from PIL import Image
 
-from pipeline.chestxray import LABELS, NO_FINDING, XrayRecord, read_table
-from pipeline.errors import KdsweepError
+from core.errors import KdsweepError
+from pipeline.data.chestxray import LABELS, NO_FINDING, XrayRecord, read_table
 
 # % of images per label in the real table (datasets README), in LABELS order.
 PREVALENCE = (10.31, 2.48, 11.88, 17.74, 5.16, 5.65, 1.28, 4.73, 4.16, 2.05, 2.24, 1.50, 3.02, 0.20)
@@ -154,7 +154,7 @@ def generate_chestxray(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.synth_chestxray", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pipeline.synth chestxray", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--patients", type=int, default=300)
     p.add_argument("--image-size", type=int, default=64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -1,0 +1,1 @@
+"""Configs: experiments composed from YAML and overrides (`loader`), studies (`study`)."""

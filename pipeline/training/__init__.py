@@ -1,0 +1,1 @@
+"""One tracked experiment: training loop, evaluation, teacher reuse and the student run."""
