@@ -65,14 +65,14 @@ class _Pool:
     def __init__(self, dataset: str, folder: Path, rng: np.random.Generator) -> None:
         from pipeline.config.loader import flatten, load_experiment
         from pipeline.data.synth import KINDS
-        from pipeline.training.evaluate import Predictions, metrics
-        from pipeline.training.run import _predictions_csv
+        from tasks import TASK_KINDS, Predictions
 
         cfg = load_experiment("default", [f"dataset={dataset}"])
         self.params = {k: str(v)[:6000] for k, v in flatten(cfg).items()}
         self.tasks = list(cfg.dataset.tasks)
         kind = KINDS["wound" if "wound" in dataset else "medpix"]
         self.label_maps = {t: tuple(sorted(c)) for t, c in zip(self.tasks, kind.classes, strict=True)}
+        task_kind = TASK_KINDS.get("multiclass")(self.label_maps)
         self.entries = []
         n = 300
         for i in range(POOL):
@@ -86,9 +86,9 @@ class _Pool:
                 probs[t] = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
                 labels[t] = y
             pred = Predictions(probs, labels, np.arange(n))
-            test, _ = metrics(pred, self.label_maps)
+            test, _ = task_kind.metrics(pred)
             path = folder / f"{dataset}-{i}.csv"
-            path.write_text(_predictions_csv(pred, self.label_maps))
+            path.write_text(task_kind.predictions_csv(pred))
             self.entries.append((test, path))
 
 

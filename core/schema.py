@@ -58,6 +58,7 @@ class DatasetConfig:
     image_field: str = "image"
     image_ext: str = ".png"
     channels: Literal[1, 3] = 1  # images are converted to L (1) or RGB (3) once, when decoded
+    kind: str = "multiclass"  # the task kind (tasks/): multiclass | multilabel
     unseen_labels: Literal["error", "drop"] = "error"
 
     def validate(self) -> None:
@@ -138,7 +139,8 @@ class LossConfig:
     alpha: float = unit_interval(default=0.5)
     temperature: float = positive(default=4.0)
     beta: float = non_negative(default=1.0)  # weight of feature terms (combined, crd, rkd, mmd)
-    label_loss: Literal["ce", "focal", "weighted_ce"] = "ce"
+    # multiclass: ce | focal | weighted_ce; multilabel: bce | weighted_bce | focal (the kind checks)
+    label_loss: Literal["ce", "focal", "weighted_ce", "bce", "weighted_bce"] = "ce"
     focal_gamma: float = non_negative(default=2.0)
     params: Mapping[str, Any] = field(default_factory=dict)
 

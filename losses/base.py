@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,9 @@ class LossContext:
     student_dim: int  # width of student features (image, text, fused)
     teacher_dim: int  # width of teacher features
     n_train: int  # size of the train split (contrastive memory banks)
+    # The dataset's task kind (tasks.TaskKind): its label and KD terms. Passed in, not
+    # imported, so losses depend on the core only.
+    kind: Any
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) ->
 class LabelLoss(nn.Module):
     """The supervised term per task: cross-entropy, focal (Lin et al., 2017) or class-weighted
     CE (weights n / (K * count_c), the 'balanced' heuristic). Mean over the batch."""
+
+    term_name = "ce"  # logged as train/ce whichever of the three it is
 
     def __init__(self, kind: str, gamma: float, class_counts: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__()
@@ -94,7 +99,7 @@ class DistillLoss(nn.Module):
 
         self.cfg, self.ctx = cfg, ctx
         self.params = parse(self.Params, dict(cfg.params), where="loss.params")
-        self.label = LabelLoss(cfg.label_loss, cfg.focal_gamma, ctx.class_counts)
+        self.label = ctx.kind.label_loss(cfg.label_loss, cfg.focal_gamma, ctx.class_counts, ctx.n_train)
 
     def forward(
         self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
@@ -107,15 +112,16 @@ class DistillLoss(nn.Module):
     def logit_terms(
         self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
-        """alpha * T^2 * KL + (1 - alpha) * label, summed over tasks (label only without KD)."""
+        """alpha * KD + (1 - alpha) * label, summed over tasks (label only without KD); the
+        kind decides both terms (multiclass: T^2 * KL of softmaxes and CE)."""
         alpha = self.cfg.alpha if (teacher is not None and self.uses_teacher) else 0.0
-        ce = sum(self.label(t, student.logits[t], labels[t]) for t in self.ctx.tasks)
-        terms = {"ce": (1 - alpha) * ce}
+        label = sum(self.label(t, student.logits[t], labels[t]) for t in self.ctx.tasks)
+        terms = {self.label.term_name: (1 - alpha) * label}
         if alpha > 0:
-            kd = sum(
-                kd_kl(student.logits[t], teacher.logits[t], self.cfg.temperature) for t in self.ctx.tasks
+            kind, temp = self.ctx.kind, self.cfg.temperature
+            terms["kd"] = alpha * sum(
+                kind.kd(student.logits[t], teacher.logits[t], temp) for t in self.ctx.tasks
             )
-            terms["kd"] = alpha * kd
         return terms
 
     def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:

@@ -12,6 +12,7 @@ of its role (`input_ids_teacher` or `input_ids_student`) from the shared batch.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,9 +24,8 @@ from models.outputs import ModelOutput
 
 
 class KDModel(nn.Module):
-    def __init__(
-        self, cfg: ModelConfig, num_classes: Mapping[str, int], vocab_size: int, channels: int, role: str
-    ) -> None:
+    def __init__(self, cfg: ModelConfig, kind: Any, vocab_size: int, channels: int, role: str) -> None:
+        """`kind`: the dataset's task kind (tasks.TaskKind), which builds one head per task."""
         super().__init__()
         self.role, self.modalities = role, cfg.modalities
         d = cfg.fusion.dim
@@ -44,10 +44,8 @@ class KDModel(nn.Module):
                 dim=d, layers=f.layers, heads=f.heads, dropout=f.dropout, aux_weight=f.aux_weight
             )
         # A list, not a ModuleDict: task names such as "type" clash with nn.Module attributes.
-        self.tasks = tuple(num_classes)
-        self.heads = nn.ModuleList(
-            nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d, k)) for k in num_classes.values()
-        )
+        self.tasks = tuple(kind.tasks)
+        self.heads = nn.ModuleList(kind.head(d, t, cfg.dropout) for t in self.tasks)
         self.feature_dim = d
 
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:

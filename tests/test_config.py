@@ -256,3 +256,19 @@ def test_config_hash_is_stable_across_processes():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == config_hash(cfg)
+
+
+def test_task_kind_and_its_label_losses_are_checked_before_any_work():
+    with pytest.raises(
+        ConfigError, match=r"dataset.kind: unknown task kind 'regression' \(valid: multiclass, multilabel\)"
+    ):
+        load_experiment("default", ["dataset.kind=regression"])
+    with pytest.raises(
+        ConfigError,
+        match=r"loss.label_loss: 'ce' is not a label loss of multilabel tasks .*valid: bce, weighted_bce, focal",
+    ):
+        load_experiment("default", ["dataset.kind=multilabel"])
+    assert (
+        load_experiment("default", ["dataset.kind=multilabel", "loss.label_loss=weighted_bce"]).dataset.kind
+        == "multilabel"
+    )

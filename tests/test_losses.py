@@ -17,6 +17,7 @@ from losses import LOSSES, LossContext
 from losses.base import kd_kl
 from models.outputs import ModelOutput
 from pipeline.config.loader import parse
+from tasks import TASK_KINDS
 
 TASKS = ("a", "b")
 NUM_CLASSES = {"a": 3, "b": 4}
@@ -46,6 +47,7 @@ def context(tasks=TASKS, n_train=N_TRAIN) -> LossContext:
         student_dim=S_DIM,
         teacher_dim=T_DIM,
         n_train=n_train,
+        kind=TASK_KINDS.get("multiclass")({t: tuple(map(str, range(NUM_CLASSES[t]))) for t in tasks}),
     )
 
 

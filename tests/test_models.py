@@ -36,7 +36,7 @@ def _student_with(cfg, data, fusion: str, modalities: str = "both") -> KDModel:
             "modalities": modalities,
         }
     )
-    return KDModel(m, data.num_classes(), len(data.tokenizers["student"]), data.channels, "student")
+    return KDModel(m, data.kind, len(data.tokenizers["student"]), data.channels, "student")
 
 
 @pytest.mark.parametrize("fusion", FUSIONS.names())

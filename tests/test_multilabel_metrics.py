@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from pipeline.training.multilabel_metrics import (
+from tasks.multilabel_metrics import (
     DEFAULT_CANDIDATES,
     confused_pairs,
     evaluate_val_test,

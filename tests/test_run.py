@@ -4,6 +4,7 @@ checked through MlflowClient."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import subprocess
@@ -18,6 +19,7 @@ from models.model import KDModel
 from pipeline.config.loader import load_experiment
 from pipeline.training.run import run_experiment
 from support import runs_by_stage, tiny_overrides
+from tasks import TASK_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -64,9 +66,11 @@ def test_run_tracks_teacher_and_student_then_reuses_teacher(store, synth_wound, 
     # the checkpoint loads back with weights_only=True into a freshly built student
     local = store.download_artifacts(first.student_run_id, "student/model.pt", str(tmp_path))
     state = torch.load(io.BytesIO(Path(local).read_bytes()), weights_only=True)
+    labels = store.download_artifacts(first.student_run_id, "label_maps.json", str(tmp_path))
+    kind = TASK_KINDS.get("multiclass")(json.loads(Path(labels).read_text()))  # as a user rebuilds it
     model = KDModel(
         cfg.student,
-        {"type": 4, "severity": 3},
+        kind,
         state["text.net.embeddings.word_embeddings.weight"].shape[0],
         3,
         "student",

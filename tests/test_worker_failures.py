@@ -145,7 +145,7 @@ def test_only_runs_the_scheduler_stopped_are_labelled_early_stopping(tmp_path, s
         "scheduler": "asha",
         "max_concurrent": 1,
     }
-    done = _sweep(tmp_path, study, uri, kdsweep_cache, synth_wound, epochs=4)
+    done = _sweep(tmp_path, study, uri, kdsweep_cache, synth_wound, epochs=3)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     client = MlflowClient(uri)
     by_lr = {r.data.params["train.lr"]: r for r in runs_by_stage(client, "student")}

@@ -243,3 +243,12 @@ def check_extensions(
         TEXT.get(m.text.source, f"{role}.text.source")
     loss = LOSSES.get(cfg.loss.name, "loss.name")
     _convert_dataclass(loss.Params, dict(cfg.loss.params), "loss.params", origins or {}, where)
+    from tasks import TASK_KINDS
+
+    kind = TASK_KINDS.get(cfg.dataset.kind, "dataset.kind")
+    if cfg.loss.label_loss not in kind.label_losses:
+        at = (origins or {}).get("loss.label_loss", where)
+        raise ConfigError(
+            f"{at}: loss.label_loss: {cfg.loss.label_loss!r} is not a label loss of {kind.name} tasks "
+            f"(dataset.kind); valid: {', '.join(kind.label_losses)}"
+        )

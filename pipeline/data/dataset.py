@@ -5,7 +5,8 @@ Batch contract (every key always present)::
     image                   uint8  [B, C, S, S]  raw pixels; the model normalises per backbone
     input_ids_teacher       int64  [B, Lt]       attention_mask_teacher  int64 [B, Lt]
     input_ids_student       int64  [B, Ls]       attention_mask_student  int64 [B, Ls]
-    labels                  dict task -> int64 [B]   class index in `label_maps[task]`
+    labels                  dict task -> the task kind's target: int64 [B] class index in
+                            `label_maps[task]` (multiclass), float [B, K] 0/1 (multilabel)
     index                   int64  [B]           position in the split (contrastive memory banks)
 
 Token tensors are trimmed to the longest sequence in the batch. Everything is held in memory
@@ -27,6 +28,7 @@ from core.schema import DatasetConfig, TokenizerConfig
 from pipeline.data.images import ImageSet
 from pipeline.data.medpix import SPLITS, Sample, drop_unseen, label_maps, read_dataset
 from pipeline.data.text import encode, load_tokenizer
+from tasks import TASK_KINDS, TaskKind
 
 ROLES = ("teacher", "student")
 
@@ -53,7 +55,7 @@ class KDDataset(Dataset):
     def __getitems__(self, idx: list[int]) -> dict:
         i = torch.as_tensor(idx, dtype=torch.long)
         batch = {k: v[i] for k, v in self.t.items() if k != "labels"}
-        batch["labels"] = {task: self.t["labels"][i, j] for j, task in enumerate(self.tasks)}
+        batch["labels"] = {task: self.t["labels"][task][i] for task in self.tasks}
         if self._aug is not None:
             batch["image"] = torch.stack([self._aug(im) for im in batch["image"]])
         return batch
@@ -81,7 +83,8 @@ class DataBundle:
 
     name: str
     tasks: tuple[str, ...]
-    label_maps: Mapping[str, tuple[str, ...]]
+    label_maps: Mapping[str, tuple[str, ...]]  # task -> class names (or label names)
+    kind: TaskKind
     splits: Mapping[str, KDDataset]
     tokenizers: Mapping[str, PreTrainedTokenizerBase]
     image_size: int
@@ -109,7 +112,7 @@ def _tensors(
     samples: list[Sample],
     images: np.ndarray,
     tasks: tuple[str, ...],
-    maps: Mapping[str, tuple[str, ...]],
+    kind: TaskKind,
     toks: Mapping[str, PreTrainedTokenizerBase],
     tok_cfgs: Mapping[str, TokenizerConfig],
 ) -> dict[str, torch.Tensor]:
@@ -121,8 +124,7 @@ def _tensors(
             torch.from_numpy(ids),
             torch.from_numpy(mask),
         )
-    index = {t: {c: i for i, c in enumerate(maps[t])} for t in tasks}
-    out["labels"] = torch.tensor([[index[t][s.labels[t]] for t in tasks] for s in samples], dtype=torch.long)
+    out["labels"] = {t: kind.encode_labels(t, [s.labels[t] for s in samples]) for t in tasks}
     return out
 
 
@@ -135,6 +137,7 @@ def load_data(
     splits = read_dataset(cfg)
     maps = label_maps(splits["train"], tasks)
     splits = drop_unseen(cfg, splits, maps)
+    kind = TASK_KINDS.get(cfg.kind, "dataset.kind")(maps)
     images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
     train_texts = [s.text for s in splits["train"]]
     # Hub/folder tokenizers first: a bad name must fail before a WordPiece cache is written.
@@ -144,10 +147,10 @@ def load_data(
         im.save()
     datasets = {
         n: KDDataset(
-            _tensors(splits[n], images[n].array, tasks, maps, toks, tokenizers),
+            _tensors(splits[n], images[n].array, tasks, kind, toks, tokenizers),
             tasks,
             augment if n == "train" else "none",
         )
         for n in SPLITS
     }
-    return DataBundle(cfg.name, tasks, maps, datasets, toks, image_size, cfg.channels)
+    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, cfg.channels)

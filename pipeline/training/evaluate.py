@@ -1,38 +1,19 @@
-"""Evaluation: predictions, per-task metrics (scikit-learn), and cost (size, latency).
-
-Metric names (flat, as logged to MLflow under a split prefix such as ``test/``)::
-
-    <task>/acc  <task>/f1 (macro)  <task>/auc (macro one-vs-rest over classes present)
-    <task>/precision/<class>  <task>/recall/<class>     avg_f1 = mean of <task>/f1 over tasks
+"""Evaluation: predictions and cost (size, latency). The metrics are the task kind's
+(tasks/multiclass.py, tasks/multilabel.py); every kind gives ``avg_f1`` and ``<task>/f1``,
+``<task>/auc``, logged under a split prefix such as ``test/``.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 from torch import nn
 from torch.utils.data import DataLoader
 
-
-@dataclass
-class Predictions:
-    """Per task: probabilities [N, K] and true labels [N]; `index`: dataset positions [N]."""
-
-    probs: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    index: np.ndarray
+from tasks import Predictions, TaskKind
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -57,7 +38,8 @@ def autocast(device: torch.device):
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> Predictions:
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, kind: TaskKind) -> Predictions:
+    """Probabilities (the kind's: softmax or sigmoid) and targets of every sample in `loader`."""
     was_training = model.training
     model.eval()
     probs: dict[str, list] = {}
@@ -68,7 +50,7 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> Predi
         with autocast(device):
             out = model(batch)
         for task, logits in out.logits.items():
-            probs.setdefault(task, []).append(torch.softmax(logits.float(), -1).cpu().numpy())
+            probs.setdefault(task, []).append(kind.probabilities(logits).cpu().numpy())
             labels.setdefault(task, []).append(batch["labels"][task].cpu().numpy())
         index.append(batch["index"].cpu().numpy())
     model.train(was_training)
@@ -77,35 +59,6 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> Predi
         {t: np.concatenate(y) for t, y in labels.items()},
         np.concatenate(index),
     )
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Macro one-vs-rest AUC over the classes that have both positives and negatives in `y`
-    (for two classes this is the usual binary AUC); NaN when no class qualifies."""
-    scores = [roc_auc_score(y == c, p[:, c]) for c in range(p.shape[1]) if 0 < (y == c).sum() < len(y)]
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def metrics(
-    pred: Predictions, label_maps: Mapping[str, tuple[str, ...]]
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """(flat metrics, confusion matrices per task)."""
-    out: dict[str, float] = {}
-    cms: dict[str, np.ndarray] = {}
-    for task, classes in label_maps.items():
-        y, p = pred.labels[task], pred.probs[task]
-        yhat = p.argmax(1)
-        ks = list(range(len(classes)))
-        out[f"{task}/acc"] = float(accuracy_score(y, yhat))
-        out[f"{task}/f1"] = float(f1_score(y, yhat, labels=ks, average="macro", zero_division=0))
-        out[f"{task}/auc"] = _auc(y, p)
-        prec, rec, _, _ = precision_recall_fscore_support(y, yhat, labels=ks, zero_division=0)
-        for c, name in enumerate(classes):
-            out[f"{task}/precision/{name}"] = float(prec[c])
-            out[f"{task}/recall/{name}"] = float(rec[c])
-        cms[task] = confusion_matrix(y, yhat, labels=ks)
-    out["avg_f1"] = float(np.mean([out[f"{t}/f1"] for t in label_maps]))
-    return out, cms
 
 
 @torch.inference_mode()

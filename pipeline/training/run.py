@@ -10,9 +10,8 @@ its teacher's run id. Metric names: see pipeline.training.evaluate; tracked pref
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from models.model import FrozenTeacher, KDModel, parameter_count, size_mb
 from pipeline import tracking
 from pipeline.config.loader import config_hash, dump_yaml, flatten
 from pipeline.data.dataset import DataBundle, load_data
-from pipeline.training.evaluate import Predictions, confusion_figure, latency_ms, metrics, predict
+from pipeline.training.evaluate import confusion_figure, latency_ms, predict
 from pipeline.training.train import fit, resolve_device, seed_everything
 
 Say = Callable[[str], None]
@@ -65,15 +64,12 @@ def run_name(cfg: ExperimentConfig) -> str:
 
 def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDModel:
     seed_everything(seed)
-    return KDModel(cfg, data.num_classes(), len(data.tokenizers[role]), data.channels, role)
+    return KDModel(cfg, data.kind, len(data.tokenizers[role]), data.channels, role)
 
 
 def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossContext:
     labels = data.splits["train"].t["labels"]
-    counts = {
-        t: tuple(int((labels[:, j] == c).sum()) for c in range(k))
-        for j, (t, k) in enumerate(data.num_classes().items())
-    }
+    counts = {t: data.kind.label_counts(t, labels[t]) for t in data.tasks}
     return LossContext(
         data.tasks,
         data.num_classes(),
@@ -81,23 +77,8 @@ def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossCo
         student.feature_dim,
         teacher.feature_dim,
         len(data.splits["train"]),
+        data.kind,
     )
-
-
-def _predictions_csv(pred: Predictions, label_maps) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    header = ["index"]
-    for t, classes in label_maps.items():
-        header += [f"{t}/label", f"{t}/pred"] + [f"{t}/p/{c}" for c in classes]
-    w.writerow(header)
-    for i in range(len(pred.index)):
-        row: list = [int(pred.index[i])]
-        for t in label_maps:
-            p = pred.probs[t][i]
-            row += [int(pred.labels[t][i]), int(p.argmax())] + [f"{x:.6f}" for x in p]
-        w.writerow(row)
-    return buf.getvalue()
 
 
 def evaluate_and_log(
@@ -105,29 +86,34 @@ def evaluate_and_log(
 ) -> dict[str, float]:
     """Test metrics, confusion matrices, predictions, size and latency, logged to the run."""
     loader = data.loader("test", cfg.train.eval_batch_size)
-    pred = predict(model, loader, device)
-    values, cms = metrics(pred, data.label_maps)
+    pred = predict(model, loader, device, data.kind)
+    # dev predictions of the restored best checkpoint: what model selection may look at, and
+    # where a kind tunes what it tunes (multilabel thresholds), never on test
+    dev_pred = predict(model, data.loader("dev", cfg.train.eval_batch_size), device, data.kind)
+    values, extras = data.kind.metrics(pred, tune=dev_pred)
     out = {f"test/{k}": v for k, v in values.items()}
-    # dev metrics of the restored best checkpoint: what model selection may look at (never test)
-    dev, _ = metrics(predict(model, data.loader("dev", cfg.train.eval_batch_size), device), data.label_maps)
+    dev, _ = data.kind.metrics(dev_pred)
     out.update({f"best_dev/{k}": v for k, v in dev.items() if "/precision/" not in k and "/recall/" not in k})
     out.update(latency_ms(model, next(iter(loader)), device, runs=cfg.train.latency_runs))
     out.update({"size_mb": size_mb(model), "params": float(parameter_count(model))})
     log.metrics(out)
-    for task, cm in cms.items():
+    for task, cm in extras.get("confusion", {}).items():
         fig = confusion_figure(cm, data.label_maps[task], f"{model.role} test {task}")
         log.figure(fig, f"confusion/{task}.png")
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    log.text(_predictions_csv(pred, data.label_maps), "predictions/test.csv")
+    for task, pairs in extras.get("confused_pairs", {}).items():
+        log.json([list(x) for x in pairs], f"errors/{task}_confused_pairs.json")
+    log.text(data.kind.predictions_csv(pred), "predictions/test.csv")
     return out
 
 
 def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
     log.params(flatten(cfg))
     log.text(dump_yaml(cfg), "config.yaml")
-    log.json({t: list(c) for t, c in data.label_maps.items()}, "label_maps.json")
+    # in the order of the model's heads (not sorted, unlike RunLog.json): what rebuilds the model
+    log.text(json.dumps({t: list(c) for t, c in data.label_maps.items()}, indent=2), "label_maps.json")
 
 
 def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:

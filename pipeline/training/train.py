@@ -21,7 +21,7 @@ from torch import nn
 from core.schema import TrainConfig
 from losses.base import DistillLoss
 from pipeline.data.dataset import DataBundle
-from pipeline.training.evaluate import autocast, metrics, predict, to_device
+from pipeline.training.evaluate import autocast, predict, to_device
 
 
 class NonFiniteLoss(RuntimeError):
@@ -127,7 +127,7 @@ def fit(
             "train", cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, num_workers=cfg.num_workers
         )
         sums, n = train_epoch(model, loss_fn, opt, loader, device, params, cfg.grad_clip, teacher, epoch)
-        dev, _ = metrics(predict(model, dev_loader, device), data.label_maps)
+        dev, _ = data.kind.metrics(predict(model, dev_loader, device, data.kind))
         record = {f"train/{k}": v / n for k, v in sums.items()}
         record.update(
             {f"dev/{k}": v for k, v in dev.items() if "/precision/" not in k and "/recall/" not in k}
