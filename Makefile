@@ -51,8 +51,9 @@ format: setup ## ruff format and autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-data: setup data/synthetic-medpix/.done data/synthetic-wound/.done ## write the synthetic datasets to data/synthetic-{medpix,wound}
+data: setup data/synthetic-medpix/.done data/synthetic-wound/.done data/synthetic-chestxray/.done ## write the synthetic datasets to data/synthetic-{medpix,wound,chestxray}
 
+data/synthetic-chestxray/.done: pipeline/data/synth_chestxray.py
 data/synthetic-%/.done: pipeline/data/synth.py $(STAMP)
 	rm -rf data/synthetic-$*
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*

@@ -59,6 +59,9 @@ class DatasetConfig:
     image_ext: str = ".png"
     channels: Literal[1, 3] = 1  # images are converted to L (1) or RGB (3) once, when decoded
     kind: str = "multiclass"  # the task kind (tasks/): multiclass | multilabel
+    # on-disk layout: MedPix-2.0 (pipeline.data.medpix) or NIH ChestX-ray14 (pipeline.data.chestxray)
+    format: Literal["medpix", "chestxray"] = "medpix"
+    subset: float | None = None  # chestxray: a stratified, patient-grouped share of the table
     unseen_labels: Literal["error", "drop"] = "error"
 
     def validate(self) -> None:
@@ -90,6 +93,11 @@ class VisionConfig:
     checkpoint: str | None = None  # local weights file for pretrained=true without a hub
     image_size: int = positive(default=224)
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # source "cnn" (image-only X-Lite students): self-attention over the CNN's feature map
+    attention: Literal["none", "mhsa"] = "none"
+    attention_dim: int = positive(default=128)
+    attention_heads: int = positive(default=4)
+    attention_layers: int = positive(default=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,9 +190,9 @@ class ExperimentConfig:
         monitor = self.train.monitor
         if monitor != "avg_f1":
             task, _, metric = monitor.rpartition("/")
-            if metric != "f1" or task not in self.dataset.tasks:
+            if metric not in ("f1", "auc") or task not in self.dataset.tasks:
                 raise ValueError(
                     "train.monitor",
-                    f"expected avg_f1 or <task>/f1 with a task of dataset {self.dataset.name!r} "
+                    f"expected avg_f1, <task>/f1 or <task>/auc with a task of dataset {self.dataset.name!r} "
                     f"({', '.join(self.dataset.tasks)}), got {monitor!r}",
                 )

@@ -123,3 +123,7 @@ def build_vision(cfg: VisionConfig, channels: int, key: str) -> VisionBackbone:
 
 def build_text(cfg: TextConfig, vocab_size: int, key: str) -> TextBackbone:
     return TEXT.get(cfg.source, f"{key}.source")(cfg, vocab_size, key=key)
+
+
+# Sources defined in their own files register on import (after VISION and TEXT exist).
+import models.cnn_attention  # noqa: E402, F401

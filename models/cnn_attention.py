@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import ConfigError
-from models.model import parameter_count, size_mb
+from core.schema import VisionConfig
+from models.backbones import VISION, VisionBackbone
 
 ATTENTIONS = ("none", "mhsa")
 
@@ -217,9 +218,37 @@ def model_stats(
                 times.append((time.perf_counter() - start) * 1000.0)
     finally:
         module.train(was_training)
+    from models.model import parameter_count, size_mb  # here: models.model imports this module
+
     return {
         "params": parameter_count(module),
         "size_mb": size_mb(module),
         "latency_ms": statistics.median(times),
         "latency_runs": len(times),
     }
+
+
+@VISION.register("cnn")
+def cnn_backbone(cfg: VisionConfig, channels: int, key: str = "vision") -> VisionBackbone:
+    """`vision.source: cnn`: any timm CNN's last feature map, pooled (`attention: none`) or
+    attended (`attention: mhsa`, `attention_dim/heads/layers`); the image-only students of the
+    X-Lite study. Normalisation: the timm model's own mean/std, as for `source: timm`."""
+    from timm.data import resolve_data_config
+
+    kwargs = dict(cfg.kwargs)
+    in_chans = int(kwargs.pop("in_chans", 3))
+    try:
+        enc = ImageEncoder(
+            cfg.name,
+            channels=in_chans,
+            attention=cfg.attention,
+            attn_dim=cfg.attention_dim,
+            attn_heads=cfg.attention_heads,
+            attn_layers=cfg.attention_layers,
+            checkpoint=Path(cfg.checkpoint) if cfg.checkpoint else None,
+            kwargs=kwargs,
+        )
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
+    data_cfg = resolve_data_config({}, model=enc.cnn.net)
+    return VisionBackbone(enc, enc.out_dim, cfg.image_size, in_chans, data_cfg["mean"], data_cfg["std"])

@@ -76,3 +76,12 @@ def test_random_search_is_reproducible_and_checks_range_ends(tmp_path):
     bad = _write(tmp_path, space={"loss.alpha": {"low": 0.5, "high": 1.5}}, search={"algorithm": "random"})
     with pytest.raises(ConfigError, match="loss.alpha=1.5"):
         expand(load_study(bad)[0])
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (SWEEPS / "profiles").glob("*.yaml")))
+def test_shipped_profile_composes_with_a_dataset_of_its_kind(profile):
+    """Every profile validates, registry names and label loss included, with a dataset of the
+    task kind it is made for (the X-Lite profiles are image-only and multilabel)."""
+    dataset = "synthetic-chestxray" if profile.startswith("xlite") else "synthetic-wound"
+    cfg = load_experiment("default", [f"profile={profile}", f"dataset={dataset}"])
+    assert cfg.profile == profile and cfg.dataset.name == dataset

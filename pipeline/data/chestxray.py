@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DataError
+from core.schema import DatasetConfig
 
 # The order is the model's output order: changing it silently permutes every trained head.
 LABELS = (
@@ -296,3 +297,19 @@ def read_chestxray(
             if not r.image_path.is_file():
                 raise DataError(f"{r.where}: image file not found: {r.image_path}")
     return splits
+
+
+def samples(cfg: DatasetConfig) -> tuple[dict[str, list], dict[str, tuple[str, ...]]]:
+    """A `format: chestxray` dataset as the data stage's samples: train/dev/test (dev = the
+    patient-grouped val carve-out), one multilabel task (the dataset's only `tasks` key) whose
+    value is the 14-long 0/1 tuple, no text. Returns (splits, label maps)."""
+    from pipeline.data.medpix import Sample
+
+    (task,) = tuple(cfg.tasks)
+    found = read_chestxray(Path(cfg.root), subset=cfg.subset)
+    names = {"train": "train", "dev": "val", "test": "test"}
+    splits = {
+        split: [Sample(r.patient_id, r.image_path, "", {task: r.labels}, r.where) for r in found[source]]
+        for split, source in names.items()
+    }
+    return splits, {task: LABELS}

@@ -134,9 +134,14 @@ def load_data(
     """Read, validate, decode and tokenise train/dev/test. Caches are written only at the end,
     after every check and every decode succeeded, so bad data writes nothing."""
     tasks = tuple(cfg.tasks)
-    splits = read_dataset(cfg)
-    maps = label_maps(splits["train"], tasks)
-    splits = drop_unseen(cfg, splits, maps)
+    if cfg.format == "chestxray":  # NIH layout: one multilabel task, no text
+        from pipeline.data.chestxray import samples
+
+        splits, maps = samples(cfg)
+    else:
+        splits = read_dataset(cfg)
+        maps = label_maps(splits["train"], tasks)
+        splits = drop_unseen(cfg, splits, maps)
     kind = TASK_KINDS.get(cfg.kind, "dataset.kind")(maps)
     images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
     train_texts = [s.text for s in splits["train"]]
