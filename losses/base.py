@@ -92,6 +92,7 @@ class DistillLoss(nn.Module):
 
     Params: ClassVar[type] = NoParams
     uses_teacher: ClassVar[bool] = True
+    kinds: ClassVar[tuple[str, ...]] = ("multiclass", "multilabel")  # task kinds it works with
 
     def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
         super().__init__()

@@ -115,7 +115,10 @@ def test_alpha_and_temperature_boundaries_are_accepted():
         ("student.vision.image_size=-1", ["student.vision.image_size", "> 0"]),
         ("teacher.fusion.dim=98", ["teacher.fusion.dim", "divisible by heads", "dim=98, heads=4"]),
         ("dataset=nope", ["dataset", "unknown dataset 'nope'", f"valid: {DATASETS}"]),
-        ("profile=nope", ["profile", "unknown profile 'nope'", "valid: minilm, paper, tiny, xlite, xlite-tiny"]),
+        (
+            "profile=nope",
+            ["profile", "unknown profile 'nope'", "valid: minilm, paper, tiny, xlite, xlite-tiny"],
+        ),
         ("dataset.tasks={}", ["dataset.tasks", "at least one task"]),
         ("loss.alpha.x=1", ["loss.alpha", "not a section"]),
         # a task name the dataset does not define (tasks of synthetic-wound: type, severity)
@@ -148,7 +151,11 @@ def test_unknown_experiment_lists_valid_ones():
         ("loss: {alpha: 2}\n", 2, ["loss.alpha", "[0, 1]", "2.0"]),
         ("loss:\n  temperature: 0\n", 3, ["loss.temperature", "> 0"]),
         ("teacher:\n  fusion:\n    dim: 10\n", 4, ["teacher.fusion.dim", "divisible by heads"]),
-        ("profile: huge\n", 2, ["profile", "unknown profile 'huge'", "valid: minilm, paper, tiny, xlite, xlite-tiny"]),
+        (
+            "profile: huge\n",
+            2,
+            ["profile", "unknown profile 'huge'", "valid: minilm, paper, tiny, xlite, xlite-tiny"],
+        ),
         ("loss: [1, 2\n", 3, ["invalid YAML"]),
     ],
 )

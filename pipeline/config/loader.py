@@ -246,6 +246,12 @@ def check_extensions(
     from tasks import TASK_KINDS
 
     kind = TASK_KINDS.get(cfg.dataset.kind, "dataset.kind")
+    if kind.name not in loss.kinds:
+        at = (origins or {}).get("loss.name", where)
+        raise ConfigError(
+            f"{at}: loss.name: {cfg.loss.name!r} is for {', '.join(loss.kinds)} datasets, and "
+            f"dataset {cfg.dataset.name!r} is {kind.name} (dataset.kind)"
+        )
     if cfg.loss.label_loss not in kind.label_losses:
         at = (origins or {}).get("loss.label_loss", where)
         raise ConfigError(
