@@ -60,13 +60,14 @@ def display_uri() -> str:
     if not given:
         return "sqlite:///mlruns/mlflow.db"
     uri = given.split("?")[0] if given.startswith("sqlite:") else given
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is not None and db.is_absolute() and db.resolve().is_relative_to(PROJECT_ROOT):
         return f"sqlite:///{db.resolve().relative_to(PROJECT_ROOT)}"
     return uri
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (query parameters dropped), else None."""
     return Path(uri.removeprefix("sqlite:///").split("?")[0]) if uri.startswith("sqlite:///") else None
 
 
@@ -78,7 +79,7 @@ def client() -> MlflowClient:
     if uri in _CLIENTS:
         mlflow.set_tracking_uri(uri)
         return _CLIENTS[uri]
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -95,7 +96,7 @@ def experiment_id(c: MlflowClient, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    db = _sqlite_path(tracking_uri())
+    db = sqlite_path(tracking_uri())
     location = None
     if db is not None:  # keep artifacts beside the database, not in the CWD
         location = (db.parent / "artifacts").resolve().as_uri()

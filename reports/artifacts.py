@@ -20,10 +20,8 @@ _SAID: set[tuple[str, str]] = set()  # (recorded, found) roots already reported 
 
 def store_dir() -> Path | None:
     """The folder of the sqlite database being read, or None for a tracking server."""
-    uri = tracking.tracking_uri()
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve().parent
+    db = tracking.sqlite_path(tracking.tracking_uri())
+    return None if db is None else db.resolve().parent
 
 
 def _local(artifact_uri: str) -> Path | None:

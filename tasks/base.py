@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor, nn
 
+from core.errors import ConfigError
 from core.registry import Registry
 
 TASK_KINDS: Registry[type[TaskKind]] = Registry("task kind")
@@ -66,6 +67,13 @@ class TaskKind:
         self, name: str, gamma: float, counts: Mapping[str, tuple[int, ...]], n_train: int
     ) -> nn.Module:
         raise NotImplementedError
+
+    def check_label_loss(self, name: str) -> None:
+        """`name` must be one of this kind's `label_losses` (a one-line ConfigError otherwise)."""
+        if name not in self.label_losses:
+            raise ConfigError(
+                f"loss.label_loss: {name!r} is not a {self.name} label loss (valid: {', '.join(self.label_losses)})"
+            )
 
     def kd(self, student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
         raise NotImplementedError

@@ -24,7 +24,6 @@ from sklearn.metrics import (
 )
 from torch import Tensor, nn
 
-from core.errors import ConfigError
 from losses.base import LabelLoss, kd_kl
 from tasks.base import TASK_KINDS, Predictions, TaskKind
 
@@ -51,10 +50,7 @@ class Multiclass(TaskKind):
     def label_loss(
         self, name: str, gamma: float, counts: Mapping[str, tuple[int, ...]], n_train: int
     ) -> nn.Module:
-        if name not in self.label_losses:
-            raise ConfigError(
-                f"loss.label_loss: {name!r} is not a multiclass label loss (valid: {', '.join(self.label_losses)})"
-            )
+        self.check_label_loss(name)
         return LabelLoss(name, gamma, counts)
 
     def kd(self, student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from core.errors import ConfigError
 from losses.multilabel_terms import bce_pos_weight, multilabel_kd, pos_weight_from_counts, sigmoid_focal
 from tasks.base import TASK_KINDS, Predictions, TaskKind
 from tasks.multilabel_metrics import confused_pairs, multilabel_metrics, tune_thresholds
@@ -69,10 +68,7 @@ class Multilabel(TaskKind):
     def label_loss(
         self, name: str, gamma: float, counts: Mapping[str, tuple[int, ...]], n_train: int
     ) -> nn.Module:
-        if name not in self.label_losses:
-            raise ConfigError(
-                f"loss.label_loss: {name!r} is not a multilabel label loss (valid: {', '.join(self.label_losses)})"
-            )
+        self.check_label_loss(name)
         pos = {t: torch.tensor(c, dtype=torch.float) for t, c in counts.items()}
         return MultilabelLoss(
             name, gamma, {t: pos_weight_from_counts(p, n_train - p) for t, p in pos.items()}

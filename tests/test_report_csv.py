@@ -5,16 +5,14 @@ time zone and the id column holds the MLflow run id."""
 from __future__ import annotations
 
 import pandas as pd
-from test_report_runs import parent, student
+from test_report_runs import parent, student, toy_experiment
 
 
 def test_results_csv_round_trips_and_reports_the_restored_epoch(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from pipeline import tracking
     from reports.__main__ import build
 
-    c = tracking.client()
-    exp = tracking.experiment_id(c, "kdsweep-toy")
+    c, exp = toy_experiment()
     # early stopping: 3 of 5 planned epochs; dev best at epoch 2, where train loss was 0.8
     stopped = student(
         c,

@@ -127,12 +127,17 @@ def parent(c, exp, study, kind, sweep_hash, trials, seeds=None):
     return r.info.run_id
 
 
-def loss_sweep(specs, seeds=(0,), sweep_hash="h1", failures=()) -> str:
-    """A loss sweep in the current store: specs are (loss, seed, dev, correct[, f1]) tuples."""
+def toy_experiment():
+    """(client, experiment id) of the hand-made runs' experiment in the current store."""
     from pipeline import tracking
 
     c = tracking.client()
-    exp = tracking.experiment_id(c, "kdsweep-toy")
+    return c, tracking.experiment_id(c, "kdsweep-toy")
+
+
+def loss_sweep(specs, seeds=(0,), sweep_hash="h1", failures=()) -> str:
+    """A loss sweep in the current store: specs are (loss, seed, dev, correct[, f1]) tuples."""
+    c, exp = toy_experiment()
     trials = []
     for loss, seed, dev, correct, *f1 in specs:
         f = f1[0] if f1 else (correct, correct)

@@ -3,12 +3,11 @@ FINISHED, never a lucky single seed against others' means; short cells say how m
 
 from __future__ import annotations
 
-from test_report_runs import failed, loss_sweep, parent, student
+from test_report_runs import failed, loss_sweep, parent, student, toy_experiment
 
 
 def test_ranking_uses_matched_seeds_and_cells_show_missing_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from pipeline import tracking
     from reports.__main__ import build
 
     # combined lost seed 1; alone its seed 0 (dev 0.68) beats vanilla's two-seed mean (0.65),
@@ -24,8 +23,7 @@ def test_ranking_uses_matched_seeds_and_cells_show_missing_ones(tmp_path, monkey
         seeds=[0, 1],
         failures=["loss.name=combined seed=1"],
     )
-    c = tracking.client()
-    exp = tracking.experiment_id(c, "kdsweep-toy")
+    c, exp = toy_experiment()
     fusion = [  # the same trap in the fusion summary: film has seed 0 only
         student(
             c,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_report_runs import loss_sweep, parent, preds, student
+from test_report_runs import loss_sweep, parent, preds, student, toy_experiment
 
 
 @pytest.fixture
@@ -80,12 +80,10 @@ def test_4_pareto_only_across_architectures_with_the_interval_on_the_axis(tmp_st
 
 
 def test_5_chance_is_the_expected_f1_of_uniform_guessing_given_the_label_counts(tmp_store):
-    from pipeline import tracking
     from reports.stats import uniform_guess_f1
 
     labels = [0] * 30 + [1] * 10  # imbalanced: the expected macro-F1 is below 1/K = 0.5
-    c = tracking.client()
-    exp = tracking.experiment_id(c, "kdsweep-toy")
+    c, exp = toy_experiment()
     trials = [
         student(c, exp, "h1", loss, "cross_attention", (f, f), f, 5.0, preds(f, labels))
         for loss, f in (("combined", 0.9), ("none", 0.8))

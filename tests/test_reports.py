@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from test_report_runs import parent as _parent
 from test_report_runs import student as _student
+from test_report_runs import toy_experiment
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["clear-winner", "no-clear-winner"])
@@ -22,10 +23,8 @@ def store(request, tmp_path_factory):
 
 
 def _fill(clear: bool) -> bool:
-    from pipeline import tracking
 
-    c = tracking.client()
-    exp = tracking.experiment_id(c, "kdsweep-toy")
+    c, exp = toy_experiment()
     trials = [
         _student(c, exp, "h1", "combined", "cross_attention", (0.9, 0.8), 0.90, 7.0, 1.0),
         _student(c, exp, "h1", "vanilla", "cross_attention", (0.85, 0.75), 0.85, 5.0, 0.5 if clear else 1.0),
@@ -247,11 +246,9 @@ def test_empty_database_gives_a_message(tmp_path, monkeypatch, capsys):
 
 def test_latest_sweep_by_default_and_sweep_id_picks_another(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from pipeline import tracking
     from reports.query import sweeps
 
-    c = tracking.client()
-    exp = tracking.experiment_id(c, "kdsweep-toy")
+    c, exp = toy_experiment()
     old = _parent(
         c,
         exp,
