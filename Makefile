@@ -22,7 +22,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-xlite ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -85,11 +85,16 @@ sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
 sweep-backbone: data ## the backbone study: student vision x text backbones
 	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
 
+sweep-xlite: DATASET = synthetic-chestxray
+sweep-xlite: PROFILE = xlite-tiny
+sweep-xlite: data ## the X-Lite chest X-ray study (seed 004): baselines, KD grid, sensitivity, CV, final [DATASET=chestxray PROFILE=xlite]
+	$(PY) -m pipeline sweep sweeps/xlite.yaml $(SWEEP_ARGS)
+
 report: setup ## rebuild docs/*.md, docs/results.csv and docs/img from the MLflow database [SWEEP_ID=run id]
 	$(PY) -m reports $(if $(SWEEP_ID),--sweep-id $(SWEEP_ID))
 
 REAL_DATA ?= 1
-bench: setup ## benchmarks (~40 min on 2 cores) -> docs/benchmarks.md + .json [REAL_DATA=0 skips the MedPix study]
+bench: setup ## benchmarks (~55 min on 2 cores) -> docs/benchmarks.md + .json [REAL_DATA=0 skips the MedPix study]
 	$(PY) -m bench $(if $(filter 0,$(REAL_DATA)),--no-real-data)
 
 bench-quick: setup ## the benchmarks' small smoke version (~3 min; numbers mean nothing) -> data/bench-quick/

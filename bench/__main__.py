@@ -6,7 +6,7 @@ measured in the same run, and write docs/benchmarks.md and docs/benchmarks.json.
 --quick is the small version the test suite smoke-runs: it checks that every figure can be
 measured, not what it is (its numbers mean nothing). --only re-measures some figures and
 replaces just those in an existing benchmarks.json/.md (each figure keeps its own date). Figures: orchestration, teacher_reuse,
-tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu.
+tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu, xlite_study.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ FIGURES = (
     "memory",
     "real_data",
     "gpu",
+    "xlite_study",
 )
 TITLES = {
     "orchestration": "Orchestration overhead",
@@ -46,6 +47,7 @@ TITLES = {
     "memory": "Memory",
     "real_data": "Real data (MedPix-2.0)",
     "gpu": "GPU packing",
+    "xlite_study": "X-Lite study wall time",
 }
 
 

@@ -34,6 +34,12 @@ def no_hash(**kw) -> Any:
     return field(metadata={"hash": False}, **kw)
 
 
+def hash_if_set(**kw) -> Any:
+    """Hashed only when it differs from its default: adding such a section leaves the hashes of
+    existing configurations (and so their teachers, resume and reuse) unchanged."""
+    return field(metadata={"hash": "if_set"}, **kw)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TextSource:
     """Where a sample's text comes from: description fields, plus case fields joined by U_id."""
@@ -63,6 +69,11 @@ class DatasetConfig:
     format: Literal["medpix", "chestxray"] = "medpix"
     subset: float | None = None  # chestxray: a stratified, patient-grouped share of the table
     unseen_labels: Literal["error", "drop"] = "error"
+
+    @property
+    def patient_field(self) -> str:
+        """The field that names a patient: images of one patient stay in one split or fold."""
+        return "Patient ID" if self.format == "chestxray" else self.case_id
 
     def validate(self) -> None:
         if not self.tasks:
@@ -171,6 +182,36 @@ class TrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """How train and dev are formed from the dataset's own splits (test is never touched).
+
+    - ``folds: 0`` (default): the dataset's train and dev as they are.
+    - ``folds: k``: k-fold cross-validation over train+dev pooled; round ``fold`` is dev and the
+      other k-1 folds train. Folds keep each ``group`` (the dataset's patient field) whole, are
+      stratified by label when ``stratify`` (iterative stratification for multi-label), and are
+      a pure function of the data and ``seed`` (pipeline.data.folds).
+    - ``refit: true``: train on train+dev (the final model of a study). Dev is then in-sample:
+      its numbers are logged but say nothing about generalisation; only test does.
+    A study sets these through its ``cv:`` option and its final phase; a teacher's hash includes
+    them, so each fold (and the refit) trains its own teacher, which never sees that dev.
+    """
+
+    folds: int = non_negative(default=0)
+    fold: int = non_negative(default=0)
+    stratify: bool = True
+    group: str | None = "patient"  # "patient": the dataset's patient field; null: no grouping
+    refit: bool = False
+
+    def validate(self) -> None:
+        if self.folds == 1:
+            raise ValueError("folds", "expected 0 (no cross-validation) or k >= 2 folds, got 1")
+        if self.folds and self.fold >= self.folds:
+            raise ValueError("fold", f"expected a fold in [0, {self.folds}), got {self.fold}")
+        if self.folds and self.refit:
+            raise ValueError("refit", "a refit trains on all of train+dev; it takes no folds")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
     name: str = no_hash(default="experiment")
     profile: str = no_hash(default="tiny")  # the profile's content is hashed through teacher/student
@@ -180,6 +221,7 @@ class ExperimentConfig:
     student: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    split: SplitConfig = hash_if_set(default=SplitConfig())
     output_dir: str = no_hash(default="runs")
 
     @property
@@ -196,3 +238,10 @@ class ExperimentConfig:
                     f"expected avg_f1, <task>/f1 or <task>/auc with a task of dataset {self.dataset.name!r} "
                     f"({', '.join(self.dataset.tasks)}), got {monitor!r}",
                 )
+        group = self.split.group
+        if group is not None and group not in ("patient", self.dataset.patient_field):
+            raise ValueError(
+                "split.group",
+                f"expected patient (dataset {self.dataset.name!r}'s patient field "
+                f"{self.dataset.patient_field!r}), that field's name, or null; got {group!r}",
+            )

@@ -98,13 +98,20 @@ def _sweep(args: argparse.Namespace) -> int:
     ]
     console.print(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking_uri()}")
     result = run_sweep(args.study, extra, args.seeds, say=console.print)
-    table = Table(title=f"sweep summary, sorted by {result.metric} (dev; test shown, never used to choose)")
+    order = "in the plan's order" if result.phases else f"sorted by {result.metric}"
+    table = Table(title=f"sweep summary, {order} (dev; test shown, never used to choose)")
     for col in ("#", "configuration", "status", result.metric, "test avg F1", "run id / error"):
         table.add_column(col, overflow="fold")
     for i, r in enumerate(result.rows, 1):
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
         table.add_row(str(i), r.label, r.status, fmt(r.dev), fmt(r.test_avg_f1), r.run_id or (r.error or ""))
     console.print(table)
+    for p in result.phases:
+        if p["chosen"]:
+            console.print(
+                f"phase {p['name']}: started from {p['chosen']['exp_id']} "
+                f"(best mean {result.metric} {p['chosen']['dev']:.4f} in {', '.join(p['best_of'])})"
+            )
     console.print(
         f"parent run {result.parent_run_id} in MLflow experiment {result.experiment}; "
         f"{result.teachers_trained} teacher(s) trained"

@@ -10,7 +10,7 @@ import yaml
 
 from core.errors import ConfigError
 from pipeline.config.loader import load_experiment
-from pipeline.config.study import expand, load_study
+from pipeline.config.study import expand, load_study, plan_trials
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -18,9 +18,11 @@ SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 @pytest.mark.parametrize("study", sorted(p.stem for p in SWEEPS.glob("*.yaml")))
 def test_shipped_study_expands_to_valid_trials(study):
     cfg, text = load_study(study)
-    trials = expand(cfg)
-    assert trials and text
-    assert len({t.config_hash for t in trials}) == len(trials)  # no configuration twice
+    trials, planned = plan_trials(cfg)
+    assert trials and text and planned
+    for phase in cfg.plan():  # no configuration twice within a phase
+        of_phase = [t for t in trials if t.phase == phase.name]
+        assert of_phase and len({t.config_hash for t in of_phase}) == len(of_phase)
     assert all(t.cfg.seed in cfg.seeds for t in trials)
 
 

@@ -167,18 +167,24 @@ def compose(
 
 # --------------------------------------------------------------------------- outputs
 def to_dict(obj: Any, for_hash: bool = False) -> Any:
-    """Plain data (dicts, lists, scalars) for YAML dumps; `for_hash` drops hash=False fields."""
+    """Plain data (dicts, lists, scalars) for YAML dumps; `for_hash` drops hash=False fields
+    and hash="if_set" fields at their default."""
     if dataclasses.is_dataclass(obj):
         return {
             f.name: to_dict(getattr(obj, f.name), for_hash)
             for f in dataclasses.fields(obj)
-            if not (for_hash and f.metadata.get("hash") is False)
+            if not (for_hash and _unhashed(f, getattr(obj, f.name)))
         }
     if isinstance(obj, Mapping):
         return {k: to_dict(v, for_hash) for k, v in obj.items()}
     if isinstance(obj, tuple | list):
         return [to_dict(v, for_hash) for v in obj]
     return obj
+
+
+def _unhashed(f: dataclasses.Field, value: Any) -> bool:
+    mode = f.metadata.get("hash")
+    return mode is False or (mode == "if_set" and value == f.default)
 
 
 def dump_yaml(obj: Any) -> str:

@@ -14,6 +14,9 @@ A study file (sweeps/<name>.yaml)::
     scheduler: none                     # or asha: stop weak trials early on the dev metric
     resources: {cpu: 1, gpu: 0}         # per trial; fractional GPUs pack students on a card
     retries: 1                          # reruns of a trial whose worker/node died (not its own errors)
+    cv: {folds: 5, stratify: true, group: patient}   # optional: every trial k-fold over train+dev
+    phases: [...]                       # optional: a plan of grids run in order (pipeline.config.phases)
+    report: xlite                       # optional: which report document (default: from the space)
 
 Every discrete combination (ranges at both ends) is composed into a full experiment config
 and validated now, so an invalid one is refused with its key and reason before Ray starts.
@@ -31,6 +34,7 @@ from typing import Any, Literal
 from core.errors import ConfigError
 from core.schema import ExperimentConfig, non_negative, positive
 from pipeline.config.loader import config_hash, load_experiment, parse, read_yaml, sweeps_dir
+from pipeline.config.phases import CV, Phase, check_plan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +65,27 @@ class StudyConfig:
     resources: Resources = Resources()
     max_concurrent: int = non_negative(default=0)  # 0: as many as the resources allow
     retries: int = non_negative(default=1)  # system failures only (pipeline.sweeps.tune_runner)
+    cv: CV | None = None
+    phases: tuple[Phase, ...] = ()
+    report: str = ""
+
+    def plan(self) -> tuple[Phase, ...]:
+        """The phases to run; a study without `phases` is one unnamed phase of its space."""
+        return self.phases or (Phase(name="", space=self.space, cv=self.cv),)
 
     def validate(self) -> None:
+        if self.phases:
+            if self.space:
+                raise ValueError("space", "a study with phases puts its space in each phase")
+            if self.cv is not None:
+                raise ValueError("cv", "a study with phases sets cv in the phases that use it")
+            if self.search.algorithm != "grid":
+                raise ValueError("search.algorithm", "a study with phases is a grid per phase")
+            check_plan(self.phases)
+        if self.cv is not None and self.search.algorithm == "optuna":
+            raise ValueError(
+                "cv", "cross-validation takes grid or random search (optuna suggests points live)"
+            )
         if not self.metric.startswith("dev/"):
             raise ValueError(
                 "metric", f"expected a dev metric (dev/avg_f1 or dev/<task>/f1), got {self.metric!r}"
@@ -86,12 +109,16 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class Trial:
-    """One configuration of a study at one seed: its overrides and its validated config."""
+    """One configuration of a study at one seed (and fold): its overrides and validated config."""
 
     point: Mapping[str, Any]  # space key -> value
     seed: int
     overrides: tuple[str, ...]
     cfg: ExperimentConfig
+    phase: str = ""
+    exp_id: str = ""  # <phase id>_NNN, one per configuration of a phase
+    fold: int | None = None
+    defining: tuple[str, ...] = ()  # what makes the configuration: base, phase and point overrides
 
     @property
     def config_hash(self) -> str:
@@ -138,24 +165,71 @@ def short(value: Any) -> str:
     return _fmt(value)
 
 
+def point_overrides(point: Mapping[str, Any]) -> list[str]:
+    return [f"{k.strip()}={_fmt(value)}" for key, value in point.items() for k in key.split(",")]
+
+
 def trial_overrides(
     fixed: Iterable[str], extra: Iterable[str], point: Mapping[str, Any], seed: int
 ) -> tuple[str, ...]:
     """Overrides of one trial, in order: study fixed < command line < the point < seed."""
-    out = [*fixed, *extra]
-    for key, value in point.items():
-        out += [f"{k.strip()}={_fmt(value)}" for k in key.split(",")]
-    return (*out, f"seed={seed}")
+    return (*fixed, *extra, *point_overrides(point), f"seed={seed}")
 
 
-def make_trial(study: StudyConfig, extra: Iterable[str], point: Mapping[str, Any], seed: int) -> Trial:
-    overrides = trial_overrides(study.overrides, extra, point, seed)
+def make_trial(
+    study: StudyConfig,
+    extra: Iterable[str],
+    point: Mapping[str, Any],
+    seed: int,
+    phase: Phase | None = None,
+    base: tuple[str, ...] = (),
+    fold: int | None = None,
+    exp_id: str = "",
+) -> Trial:
+    """One trial. In a phase: study < base (the chosen configuration) < phase < command line <
+    point < fold or refit < seed."""
+    phase = phase or Phase(name="", cv=study.cv)
+    split: tuple[str, ...] = ()
+    if fold is not None and phase.cv is not None:
+        split = phase.cv.overrides(fold)
+    elif phase.refit:
+        split = ("split.refit=true",)
+    overrides = (
+        *study.overrides,
+        *base,
+        *phase.overrides,
+        *extra,
+        *point_overrides(point),
+        *split,
+        f"seed={seed}",
+    )
     try:
         cfg = load_experiment(study.experiment, overrides)
     except ConfigError as e:
         shown = ", ".join(f"{k}={short(v)}" for k, v in point.items())
-        raise ConfigError(f"study {study.name!r}: invalid configuration [{shown}] seed={seed}: {e}") from None
-    return Trial(dict(point), seed, overrides, cfg)
+        where = f"phase {phase.name!r}: " if phase.name else ""
+        extra_s = f" fold={fold}" if fold is not None else ""
+        raise ConfigError(
+            f"study {study.name!r}: {where}invalid configuration [{shown}] seed={seed}{extra_s}: {e}"
+        ) from None
+    defining = (*base, *phase.overrides, *point_overrides(point))
+    return Trial(dict(point), seed, overrides, cfg, phase.name, exp_id, fold, defining)
+
+
+def expand_phase(
+    study: StudyConfig, phase: Phase, extra: Iterable[str] = (), base: tuple[str, ...] = ()
+) -> list[Trial]:
+    """Every trial of one phase (grid x seeds x folds), all validated; ids in grid order."""
+    extra = tuple(extra)
+    keys = list(phase.space)
+    points = [dict(zip(keys, c, strict=True)) for c in itertools.product(*(phase.space[k] for k in keys))]
+    folds: list[int | None] = list(range(phase.cv.folds)) if phase.cv else [None]
+    return [
+        make_trial(study, extra, p, s, phase, base, f, f"{phase.prefix}_{i:03d}" if phase.name else "")
+        for i, p in enumerate(points, 1)
+        for s in study.seeds
+        for f in folds
+    ]
 
 
 def _values(spec: Any) -> list:
@@ -183,6 +257,10 @@ def expand(study: StudyConfig, extra: Iterable[str] = ()) -> list[Trial]:
     """Every trial of a grid or random study (seeds included), all validated. For optuna, the
     discrete corners of the space (validated; trials are suggested while the study runs)."""
     extra = tuple(extra)
+    if study.phases:
+        raise ConfigError(f"study {study.name!r}: a study with phases expands phase by phase")
+    if study.search.algorithm == "grid":
+        return expand_phase(study, study.plan()[0], extra)
     keys = list(study.space)
     if study.search.algorithm == "random":
         rng = random.Random(study.search.seed)
@@ -193,9 +271,26 @@ def expand(study: StudyConfig, extra: Iterable[str] = ()) -> list[Trial]:
         ]
         for point in corners:  # ranges: both ends must be valid too
             make_trial(study, extra, point, study.seeds[0])
-    else:
+    else:  # optuna: the corners, validated
         points = [
             dict(zip(keys, combo, strict=True))
             for combo in itertools.product(*(_values(study.space[k]) for k in keys))
         ]
-    return [make_trial(study, extra, p, s) for p in points for s in study.seeds]
+    folds: list[int | None] = list(range(study.cv.folds)) if study.cv else [None]
+    return [make_trial(study, extra, p, s, fold=f) for p in points for s in study.seeds for f in folds]
+
+
+def plan_trials(study: StudyConfig, extra: Iterable[str] = ()) -> tuple[list[Trial], int]:
+    """Every phase expanded and validated now, and the number of trials the plan runs. A phase
+    that starts from a choice is validated on the first configuration of each phase it may
+    choose from (what it varies is checked; the choice itself was valid in its own phase)."""
+    extra = tuple(extra)
+    if not study.phases:
+        trials = expand(study, extra)
+        return trials, len(trials)
+    by_phase: dict[str, list[Trial]] = {}
+    for phase in study.phases:
+        bases = [by_phase[src][0].defining for src in phase.best_of if by_phase[src]] or [()]
+        by_phase[phase.name] = [t for base in bases for t in expand_phase(study, phase, extra, base)]
+    planned = sum(len(by_phase[p.name]) // max(1, len(p.best_of)) for p in study.phases)
+    return [t for ts in by_phase.values() for t in ts], planned

@@ -5,6 +5,7 @@ Batch contract (every key always present)::
     image                   uint8  [B, C, S, S]  raw pixels; the model normalises per backbone
     input_ids_teacher       int64  [B, Lt]       attention_mask_teacher  int64 [B, Lt]
     input_ids_student       int64  [B, Ls]       attention_mask_student  int64 [B, Ls]
+                            (a role whose model reads no text: one padding column, mask 0)
     labels                  dict task -> the task kind's target: int64 [B] class index in
                             `label_maps[task]` (multiclass), float [B, K] 0/1 (multilabel)
     index                   int64  [B]           position in the split (contrastive memory banks)
@@ -24,9 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from transformers import PreTrainedTokenizerBase
 
-from core.schema import DatasetConfig, TokenizerConfig
+from core.schema import DatasetConfig, SplitConfig, TokenizerConfig
 from pipeline.data.images import ImageSet
 from pipeline.data.medpix import SPLITS, Sample, drop_unseen, label_maps, read_dataset
+from pipeline.data.splits import apply_split
 from pipeline.data.text import encode, load_tokenizer
 from tasks import TASK_KINDS, TaskKind
 
@@ -86,7 +88,7 @@ class DataBundle:
     label_maps: Mapping[str, tuple[str, ...]]  # task -> class names (or label names)
     kind: TaskKind
     splits: Mapping[str, KDDataset]
-    tokenizers: Mapping[str, PreTrainedTokenizerBase]
+    tokenizers: Mapping[str, PreTrainedTokenizerBase | None]  # None: that role reads no text
     image_size: int
     channels: int
 
@@ -94,11 +96,21 @@ class DataBundle:
         return {t: len(c) for t, c in self.label_maps.items()}
 
     def loader(
-        self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0
+        self,
+        split: str,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        num_workers: int = 0,
+        plain: bool = False,
     ) -> DataLoader:
+        """Batches of a split; `plain`: without the train split's augmentation (for evaluation)."""
         g = torch.Generator().manual_seed(seed)
+        ds = self.splits[split]
+        if plain and ds.augment != "none":
+            ds = KDDataset(ds.t, ds.tasks)
         return DataLoader(
-            self.splits[split],
+            ds,
             batch_size=batch_size,
             shuffle=shuffle,
             generator=g,
@@ -113,13 +125,16 @@ def _tensors(
     images: np.ndarray,
     tasks: tuple[str, ...],
     kind: TaskKind,
-    toks: Mapping[str, PreTrainedTokenizerBase],
+    toks: Mapping[str, PreTrainedTokenizerBase | None],
     tok_cfgs: Mapping[str, TokenizerConfig],
 ) -> dict[str, torch.Tensor]:
     texts = [s.text for s in samples]
     out = {"image": torch.from_numpy(images), "index": torch.arange(len(samples))}
     for role in ROLES:
-        ids, mask = encode(toks[role], texts, tok_cfgs[role].max_length)
+        if toks[role] is None:
+            ids = mask = np.zeros((len(samples), 1), dtype=np.int64)
+        else:
+            ids, mask = encode(toks[role], texts, tok_cfgs[role].max_length)
         out[f"input_ids_{role}"], out[f"attention_mask_{role}"] = (
             torch.from_numpy(ids),
             torch.from_numpy(mask),
@@ -128,26 +143,42 @@ def _tensors(
     return out
 
 
-def load_data(
-    cfg: DatasetConfig, image_size: int, tokenizers: Mapping[str, TokenizerConfig], augment: str = "none"
-) -> DataBundle:
-    """Read, validate, decode and tokenise train/dev/test. Caches are written only at the end,
-    after every check and every decode succeeded, so bad data writes nothing."""
-    tasks = tuple(cfg.tasks)
+def read_splits(cfg: DatasetConfig) -> tuple[dict[str, list[Sample]], dict[str, tuple[str, ...]] | None]:
+    """The dataset's train/dev/test samples in either on-disk format, checked (bad data: one
+    line); and its label maps when the format fixes them (ChestX-ray14's 14 labels), else None."""
     if cfg.format == "chestxray":  # NIH layout: one multilabel task, no text
         from pipeline.data.chestxray import samples
 
-        splits, maps = samples(cfg)
-    else:
-        splits = read_dataset(cfg)
+        return samples(cfg)
+    return read_dataset(cfg), None
+
+
+def load_data(
+    cfg: DatasetConfig,
+    image_size: int,
+    tokenizers: Mapping[str, TokenizerConfig | None],
+    augment: str = "none",
+    split: SplitConfig = SplitConfig(),
+    seed: int = 0,
+) -> DataBundle:
+    """Read, validate, decode and tokenise train/dev/test, with train/dev formed as `split` asks
+    (a cross-validation fold or the refit; folds depend on `seed`). A role whose tokenizer is
+    None reads no text: no tokenizer is built for it. Caches are written only at the end, after
+    every check and every decode succeeded, so bad data writes nothing."""
+    tasks = tuple(cfg.tasks)
+    splits, maps = read_splits(cfg)
+    splits = apply_split(split, cfg, splits, seed)
+    if maps is None:  # MedPix: classes are what train holds (after the fold is formed)
         maps = label_maps(splits["train"], tasks)
         splits = drop_unseen(cfg, splits, maps)
     kind = TASK_KINDS.get(cfg.kind, "dataset.kind")(maps)
     images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
     train_texts = [s.text for s in splits["train"]]
     # Hub/folder tokenizers first: a bad name must fail before a WordPiece cache is written.
-    order = sorted(ROLES, key=lambda r: tokenizers[r].name == "wordpiece")
-    toks = {r: load_tokenizer(tokenizers[r], train_texts, key=f"{r}.text.tokenizer") for r in order}
+    reading = [r for r in ROLES if tokenizers[r] is not None]
+    order = sorted(reading, key=lambda r: tokenizers[r].name == "wordpiece")
+    toks: dict[str, PreTrainedTokenizerBase | None] = dict.fromkeys(ROLES)
+    toks.update({r: load_tokenizer(tokenizers[r], train_texts, key=f"{r}.text.tokenizer") for r in order})
     for im in images.values():
         im.save()
     datasets = {

@@ -1,17 +1,17 @@
-"""A whole study in one command: validate, resume, teachers first, then students, summary.
+"""A whole study in one command: validate, resume, then each phase's batch, summary.
 
-1. The study and every trial configuration are validated before Ray starts.
+1. The study and every trial configuration are validated before Ray starts (a phase that starts
+   from an earlier phase's choice is validated on a stand-in choice).
 2. Resume: runs of this sweep (same `sweep_hash`) left RUNNING by a dead driver are marked
    KILLED; configurations with a FINISHED student run (same config hash) are not run again.
 3. One parent MLflow run per invocation (tags study, dataset, git commit, sweep_hash; the study
    YAML as artifact); every teacher and student run it starts is its child.
-4. Teachers first: one Ray trial per distinct teacher configuration not yet FINISHED, so a
-   teacher is trained at most once even when student trials run side by side; students then
-   find it through MLflow (its checkpoint artifact), on any node.
-5. Students: one Ray trial per configuration and seed; a failing trial ends FAILED with its
-   reason and the sweep goes on. Students of a teacher that failed are not started (FAILED,
-   "teacher failed: <reason>"). A trial whose worker or node died ends FAILED with that cause
-   and is run again `retries` times (default 1); a trial's own error is never retried.
+4. Each phase (a study without `phases` is one) runs as one batch (pipeline.sweeps.batch):
+   teachers first, then students; a failing trial ends FAILED with its reason and the sweep
+   goes on. A phase with `best_of` starts from the configuration with the best mean dev metric
+   in those phases, chosen on validation, never on test.
+5. The parent gets `trials.json` (every trial of every phase: its run or error) and, for a
+   phased study, `phases.json` (what each phase chose): what the report stage reads.
 """
 
 from __future__ import annotations
@@ -23,21 +23,11 @@ from dataclasses import dataclass
 from core.errors import ConfigError
 from pipeline import tracking
 from pipeline.config.loader import config_hash, to_dict
-from pipeline.config.study import Trial, expand, load_study, make_trial, short
-from pipeline.data.medpix import read_dataset
+from pipeline.config.phases import Phase, choose
+from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
+from pipeline.sweeps.batch import Context, Row, run_batch
 
 Say = Callable[[str], None]
-NAMED = ("loss.name", "fusion.name", "seed")
-
-
-@dataclass
-class Row:
-    label: str
-    status: str  # FINISHED, FINISHED earlier, FAILED, STOPPED early
-    dev: float | None = None
-    test_avg_f1: float | None = None
-    run_id: str | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -48,10 +38,13 @@ class SweepResult:
     rows: list[Row]
     teachers_trained: int  # FINISHED teacher runs this sweep trained (not reused)
     teachers_failed: int = 0
+    phases: list[dict] = dataclasses.field(default_factory=list)
 
 
-def study_kind(space: Mapping) -> str:
-    """Which comparison a study is, from what it varies (the report picks its document so)."""
+def study_kind(space: Mapping, report: str = "") -> str:
+    """Which comparison a study is: its `report`, else from what it varies."""
+    if report:
+        return report
     keys = " ".join(space)
     for kind, marks in (
         ("loss", ("loss.name",)),
@@ -64,27 +57,7 @@ def study_kind(space: Mapping) -> str:
     return "other"
 
 
-def _key(key: str) -> str:
-    """A space key for display: tied teacher/student keys show once, without the role."""
-    first = key.split(",")[0].strip()
-    return first.split(".", 1)[1] if "," in key and first.startswith(("teacher.", "student.")) else first
-
-
-def _label(trial: Trial) -> str:
-    return " ".join(f"{_key(k)}={short(v)}" for k, v in trial.point.items()) + f" seed={trial.seed}"
-
-
-def _suffix(trial: Trial) -> str:
-    """Run-name suffix for varied keys that the base name (dataset-fusion-loss-seed) lacks."""
-    parts = [
-        (k.split(",")[0].split(".")[-1], v)
-        for k, v in trial.point.items()
-        if not k.split(",")[0].endswith(NAMED)
-    ]
-    return "".join(f"-{short(v)}" if isinstance(v, Mapping) else f"-{name}{v}" for name, v in parts)
-
-
-def _check_teacher_ranges(study, extra: Sequence[str]) -> None:
+def _check_teacher_ranges(study: StudyConfig, extra: Sequence[str]) -> None:
     """Ranges may not change the teacher: teachers are trained up front, per discrete value."""
     from pipeline.training.run import teacher_hash
 
@@ -104,43 +77,40 @@ def run_sweep(
     study_path: str, extra: Sequence[str] = (), seeds: int | None = None, say: Say = print
 ) -> SweepResult:
     from pipeline.sweeps import tune_runner
-    from pipeline.training.run import experiment_name, teacher_hash
+    from pipeline.training.run import experiment_name
 
     study, text = load_study(study_path, seeds)
     extra = tuple(extra)
-    if any(k.split(",")[0].strip() in ("dataset", "dataset.name") for k in study.space):
+    spaces = [study.space] + [p.space for p in study.phases]
+    if any(k.split(",")[0].strip() in ("dataset", "dataset.name") for s in spaces for k in s):
         raise ConfigError(
             f"study {study.name!r}: space: one sweep per dataset (set DATASET=...), not dataset in the space"
         )
-    trials = expand(study, extra)  # every configuration validated here, before Ray
+    validated, planned = plan_trials(study, extra)  # every configuration, before Ray
     _check_teacher_ranges(study, extra)
-    first = trials[0].cfg
-    read_dataset(first.dataset)  # bad data: one line now, not N failed trials
+    first = validated[0].cfg
+    from pipeline.data.dataset import read_splits
+
+    read_splits(first.dataset)  # bad data: one line now, not N failed trials
     exp = experiment_name(first)
     sweep_hash = config_hash({"study": to_dict(study), "extra": list(extra)})
     # Ray first: an unreachable cluster is one line, with nothing written to MLflow yet.
     tune_runner.start()
-    # The root as resolved here (absolute), for trials in another working directory or node.
-    pin = [f"dataset.root={first.dataset.root}"]
     stale = tracking.kill_stale(
         exp, {"sweep_hash": sweep_hash}, "driver died: found RUNNING when the sweep resumed"
     )
     if stale:
         say(f"resume: marked {len(stale)} run(s) left RUNNING by a dead driver as KILLED")
-    finished = {
-        r.data.tags.get("config_hash"): r for r in tracking.search(exp, {"stage": "student"}, "FINISHED")
-    }
-    optuna = study.search.algorithm == "optuna"
-    todo = trials if optuna else [t for t in trials if t.config_hash not in finished]
-    say(
-        f"study {study.name}: {len(trials)} trial(s) on {first.dataset.name}, {len(trials) - len(todo)} already FINISHED"
-    )
+    plan = study.plan()
+    shown = f" in {len(plan)} phases ({', '.join(p.name for p in plan)})" if study.phases else ""
+    say(f"study {study.name}: {planned} trial(s){shown} on {first.dataset.name}")
+    kind = study_kind({k: v for s in spaces for k, v in s.items()}, study.report)
     tags = {
         "stage": "sweep",
         "study": study.name,
         "dataset": first.dataset.name,
         "sweep_hash": sweep_hash,
-        "study_kind": study_kind(study.space),
+        "study_kind": kind,
     }
     with tracking.run(exp, f"{first.dataset.name}-{study.name}-sweep", tags) as parent:
         parent.text(text, "study.yaml")
@@ -151,118 +121,21 @@ def run_sweep(
                 "metric": study.metric,
                 "seeds": list(study.seeds),
                 "overrides": " ".join(extra),
-                "trials": len(trials),
+                "trials": planned,
             }
         )
-        child_tags = {"study": study.name, "sweep_hash": sweep_hash}
-        teachers = {teacher_hash(t.cfg): t for t in todo}
-        done_teachers = {
-            r.data.tags.get("teacher_hash") for r in tracking.search(exp, {"stage": "teacher"}, "FINISHED")
-        }
-        new = {h: t for h, t in teachers.items() if h not in done_teachers}
-        common = {"experiment": study.experiment, "parent": parent.run_id, "tags": child_tags}
-        res = {
-            "cpu": study.resources.cpu,
-            "gpu": study.resources.gpu,
-            "max_concurrent": study.max_concurrent,
-            "retries": study.retries,
-            "experiment": exp,
-            "tags": child_tags,
-        }
-        trained, failed_teachers = 0, {}
-        if new:
-            say(f"teachers: training {len(new)} distinct teacher configuration(s)")
-            confs = [
-                {
-                    **common,
-                    "label": f"teacher seed={t.seed} hash={h[:8]}",
-                    "overrides": [*t.overrides, *pin],
-                    "teacher_hash": h,
-                }
-                for h, t in new.items()
-            ]
-            for r in tune_runner.run_trials(
-                "teacher", confs, name=f"{study.name}-teachers", columns=[], **res
-            ):
-                m, h = r["metrics"], r["config"]["teacher_hash"]
-                if r["error"] or not m.get("run_id"):
-                    failed_teachers[h] = r["error"] or "ended without a result"
-                    say(f"teacher FAILED: {r['config']['label']}: {failed_teachers[h]}")
-                elif not m.get("reused"):
-                    trained += 1
-        # students of a failed teacher are not started: FAILED with the teacher's reason
-        blocked = [t for t in todo if teacher_hash(t.cfg) in failed_teachers]
-        runnable = [t for t in todo if teacher_hash(t.cfg) not in failed_teachers]
-        common["failed_teachers"] = failed_teachers
-        metric_key = study.metric
-        if optuna:
-            fixed = {
-                **common,
-                "fixed": list(study.overrides),
-                "extra": [*extra, *pin],
-                "seeds": list(study.seeds),
-                "metric": metric_key,
-                "overrides": [],
-            }
-            opt = {
-                "fixed": fixed,
-                "space": study.space,
-                "num_samples": study.search.num_samples,
-                "seed": study.search.seed,
-            }
-            results = tune_runner.run_trials(
-                "student",
-                [],
-                name=f"{study.name}-students",
-                columns=[f"point/{k}" for k in study.space],
-                metric="dev_metric",
-                mode=study.mode,
-                asha=study.scheduler == "asha",
-                optuna=opt,
-                **res,
-            )
-        else:
-            confs = [
-                {
-                    **common,
-                    "label": _label(t),
-                    "overrides": [*t.overrides, *pin],
-                    "metric": metric_key,
-                    "suffix": _suffix(t),
-                }
-                for t in runnable
-            ]
-            results = (
-                tune_runner.run_trials(
-                    "student",
-                    confs,
-                    name=f"{study.name}-students",
-                    columns=[],
-                    metric="dev_metric",
-                    mode=study.mode,
-                    asha=study.scheduler == "asha",
-                    **res,
-                )
-                if confs
-                else []
-            )
-        # Runs still open: the scheduler's (ASHA) early stops are KILLED with that reason; any
-        # other run whose trial ended without closing it lost its process: FAILED.
-        for r in results:
-            if _stopped_early(r) and r["trial_id"]:
-                tags = {"sweep_hash": sweep_hash, "ray_trial_id": r["trial_id"]}
-                tracking.kill_stale(exp, tags, tune_runner.EARLY_STOP)
-        tracking.kill_stale(
-            exp,
-            {"sweep_hash": sweep_hash},
-            "the trial ended without finishing its run (its worker or node died)",
-            status="FAILED",
-        )
-        rows = _rows(trials, todo, finished, results, optuna, f"best_{study.metric}")
-        rows += [
-            Row(_label(t), "FAILED", error=f"teacher failed: {failed_teachers[teacher_hash(t.cfg)]}")
-            for t in blocked
-        ]
+        ctx = Context(study, extra, exp, sweep_hash, parent.run_id, [f"dataset.root={first.dataset.root}"])
+        rows, trained, failed_teachers, phases = [], 0, 0, []
+        for phase in plan:
+            trials, chosen = _phase_trials(study, phase, extra, rows, say)
+            if study.phases:
+                phases.append(_phase_record(phase, chosen))
+            if trials is None:
+                continue
+            batch = run_batch(ctx, trials, phase.name, say)
+            rows += batch.rows
+            trained += batch.teachers_trained
+            failed_teachers += len(batch.failed_teachers)
         failed = sum(r.status == "FAILED" for r in rows)
         parent.metrics(
             {"trials_finished": sum(r.status.startswith("FINISHED") for r in rows), "trials_failed": failed}
@@ -270,40 +143,46 @@ def run_sweep(
         parent.tags({"trials_failed": failed})
         # what the report stage reads: every configuration of the sweep and its run (or error)
         parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
+        if phases:
+            parent.json(phases, "phases.json")
         parent_id = parent.run_id
     reverse = study.mode == "max"
-    rows.sort(key=lambda r: (r.dev is None, -(r.dev or 0) if reverse else (r.dev or 0)))
-    return SweepResult(parent_id, exp, study.metric, rows, trained, len(failed_teachers))
+    ordered = (  # a phased study keeps its plan's order
+        rows
+        if study.phases
+        else sorted(rows, key=lambda r: (r.dev is None, -(r.dev or 0) if reverse else (r.dev or 0)))
+    )
+    return SweepResult(parent_id, exp, study.metric, ordered, trained, failed_teachers, phases)
 
 
-def _stopped_early(result: dict) -> bool:
-    """Ended by the scheduler: no error, and no final result (run id) reported."""
-    return not result["error"] and "run_id" not in result["metrics"]
+def _phase_trials(
+    study: StudyConfig, phase: Phase, extra: tuple[str, ...], rows: list[Row], say: Say
+) -> tuple[list[Trial] | None, dict | None]:
+    """The phase's trials, from the configuration its `best_of` phases chose (None: nothing to
+    start from, every candidate failed), and that choice."""
+    if not phase.best_of:
+        return expand_phase(study, phase, extra), None
+    candidates = [
+        dataclasses.asdict(r)
+        for r in rows
+        if r.phase in phase.best_of and r.status.startswith("FINISHED") and r.run_id
+    ]
+    chosen = choose(candidates, study.mode)
+    if chosen is None:
+        say(f"phase {phase.name}: skipped, no FINISHED configuration in {', '.join(phase.best_of)}")
+        return None, None
+    say(
+        f"phase {phase.name}: starting from {chosen.exp_id} (best mean {study.metric} "
+        f"{chosen.dev:.4f} in {', '.join(phase.best_of)}, chosen on dev)"
+    )
+    record = {
+        "exp_id": chosen.exp_id,
+        "run_ids": list(chosen.run_ids),
+        "point": chosen.point,
+        "dev": chosen.dev,
+    }
+    return expand_phase(study, phase, extra, chosen.defining), record
 
 
-def _rows(
-    trials: list[Trial], todo: list[Trial], finished: dict, results: list[dict], optuna: bool, best: str
-) -> list[Row]:
-    rows = []
-    if not optuna:
-        todo_hashes = {t.config_hash for t in todo}
-        for t in trials:
-            if t.config_hash not in todo_hashes:
-                run = finished[t.config_hash]
-                m = run.data.metrics
-                rows.append(
-                    Row(_label(t), "FINISHED earlier", m.get(best), m.get("test/avg_f1"), run.info.run_id)
-                )
-    for r in results:
-        m, label = (
-            r["metrics"],
-            r["config"].get("label") or " ".join(f"{k}={v}" for k, v in r["config"].get("point", {}).items()),
-        )
-        if r["error"]:
-            rows.append(Row(label, "FAILED", error=r["error"]))
-        elif _stopped_early(r):
-            rows.append(Row(label, "STOPPED early", m.get("dev_metric"), error="stopped by the scheduler"))
-        else:
-            status = "FINISHED earlier" if m.get("skipped") else "FINISHED"
-            rows.append(Row(label, status, m.get("dev_metric"), m.get("test_avg_f1"), m.get("run_id")))
-    return rows
+def _phase_record(phase: Phase, chosen: dict | None) -> dict:
+    return {"name": phase.name, "id": phase.prefix, "best_of": list(phase.best_of), "chosen": chosen}

@@ -104,7 +104,7 @@ def _teacher(config: dict) -> None:
     cfg = _load(config, list(config["overrides"]))
     data, device = prepare(cfg, _quiet)
     _, run_id, reused, _ = ensure_teacher(
-        cfg, data, device, False, _where(config), _quiet, _reporter("teacher", "dev/avg_f1")
+        cfg, data, device, False, _where(config), _quiet, _reporter("teacher", f"dev/{cfg.train.monitor}")
     )
     tune.report({"stage": "teacher", "run_id": run_id, "reused": reused})
 
@@ -176,7 +176,7 @@ def worker_death(text: str | None) -> str:
 
 
 class Progress(tune.Callback):
-    """The live view: one line per trial event (trial, status, stage, epoch, dev F1). When a
+    """The live view: one line per trial event (trial, status, stage, epoch, dev metric). When a
     trial's worker dies, its open MLflow run is ended FAILED with the cause, before any retry."""
 
     def __init__(self, experiment: str, tags: Mapping[str, str]) -> None:
@@ -193,7 +193,7 @@ class Progress(tune.Callback):
         if "epoch" in result:
             dev = result.get("dev_metric", float("nan"))
             print(
-                f"[{trial.trial_id}] {result.get('stage', ''):7s} epoch {result['epoch']:3d}  dev F1 {dev:.4f}  "
+                f"[{trial.trial_id}] {result.get('stage', ''):7s} epoch {result['epoch']:3d}  dev {dev:.4f}  "
                 f"{self._label(trial)}",
                 flush=True,
             )
@@ -284,7 +284,7 @@ def run_trials(
 
         scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2)
     reporter = tune.CLIReporter(
-        metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev F1"},
+        metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev metric"},
         parameter_columns={"trial/label": "config"} if optuna is None else list(columns),
         max_report_frequency=60,
         max_column_length=60,

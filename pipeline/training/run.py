@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from core.schema import ExperimentConfig, ModelConfig
+from core.schema import ExperimentConfig, ModelConfig, SplitConfig
 from losses import LOSSES, LossContext
 from models.model import FrozenTeacher, KDModel, parameter_count, size_mb
 from pipeline import tracking
@@ -43,15 +43,16 @@ class RunResult:
 def teacher_hash(cfg: ExperimentConfig) -> str:
     """What determines the teacher's weights: its model, the data, the seed, its training."""
     train = dataclasses.replace(cfg.train, student_epochs=1)
-    return config_hash(
-        {
-            "teacher": cfg.teacher,
-            "dataset": cfg.dataset,
-            "seed": cfg.seed,
-            "train": train,
-            "label_loss": [cfg.loss.label_loss, cfg.loss.focal_gamma],
-        }
-    )
+    parts = {
+        "teacher": cfg.teacher,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "train": train,
+        "label_loss": [cfg.loss.label_loss, cfg.loss.focal_gamma],
+    }
+    if cfg.split != SplitConfig():  # a fold's (or the refit's) own teacher; default: hash as before
+        parts["split"] = cfg.split
+    return config_hash(parts)
 
 
 def experiment_name(cfg: ExperimentConfig) -> str:
@@ -64,7 +65,8 @@ def run_name(cfg: ExperimentConfig) -> str:
 
 def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDModel:
     seed_everything(seed)
-    return KDModel(cfg, data.kind, len(data.tokenizers[role]), data.channels, role)
+    tok = data.tokenizers[role]
+    return KDModel(cfg, data.kind, len(tok) if tok is not None else 0, data.channels, role)
 
 
 def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossContext:
@@ -92,8 +94,19 @@ def evaluate_and_log(
     dev_pred = predict(model, data.loader("dev", cfg.train.eval_batch_size), device, data.kind)
     values, extras = data.kind.metrics(pred, tune=dev_pred)
     out = {f"test/{k}": v for k, v in values.items()}
-    dev, _ = data.kind.metrics(dev_pred)
-    out.update({f"best_dev/{k}": v for k, v in dev.items() if "/precision/" not in k and "/recall/" not in k})
+    # the same checkpoint on its own training data (unaugmented): the train-vs-dev gap
+    train_pred = predict(
+        model, data.loader("train", cfg.train.eval_batch_size, plain=True), device, data.kind
+    )
+    for prefix, p in (("best_dev", dev_pred), ("best_train", train_pred)):
+        values_p, _ = data.kind.metrics(p)
+        out.update(
+            {
+                f"{prefix}/{k}": v
+                for k, v in values_p.items()
+                if "/precision/" not in k and "/recall/" not in k
+            }
+        )
     out.update(latency_ms(model, next(iter(loader)), device, runs=cfg.train.latency_runs))
     out.update({"size_mb": size_mb(model), "params": float(parameter_count(model))})
     log.metrics(out)
@@ -143,11 +156,22 @@ class Tracking:
 def prepare(cfg: ExperimentConfig, say: Say = print) -> tuple[DataBundle, torch.device]:
     device = resolve_device(cfg.train.device)
     size = max(cfg.teacher.vision.image_size, cfg.student.vision.image_size)
-    tokenizers = {"teacher": cfg.teacher.text.tokenizer, "student": cfg.student.text.tokenizer}
-    data = load_data(cfg.dataset, size, tokenizers, cfg.train.augment)
+    # an image-only model reads no text: no tokenizer is built (or trained) for it
+    tokenizers = {
+        r: None if getattr(cfg, r).modalities == "image" else getattr(cfg, r).text.tokenizer
+        for r in ("teacher", "student")
+    }
+    data = load_data(cfg.dataset, size, tokenizers, cfg.train.augment, cfg.split, cfg.seed)
     n = {s: len(d) for s, d in data.splits.items()}
+    how = (
+        f" (fold {cfg.split.fold} of {cfg.split.folds} over train+dev)"
+        if cfg.split.folds
+        else " (refit: train = train+dev; dev is in-sample)"
+        if cfg.split.refit
+        else ""
+    )
     say(
-        f"data {cfg.dataset.name}: train {n['train']} / dev {n['dev']} / test {n['test']}; tasks "
+        f"data {cfg.dataset.name}: train {n['train']} / dev {n['dev']} / test {n['test']}{how}; tasks "
         + ", ".join(f"{t} ({k} classes)" for t, k in data.num_classes().items())
         + f"; device {device}"
     )
@@ -243,8 +267,10 @@ def run_student(
         log.state_dict(student.state_dict(), "student/model.pt")
         with tempfile.TemporaryDirectory() as d:
             for role, tok in data.tokenizers.items():
-                tok.save_pretrained(Path(d) / role)
-            log.folder(Path(d), "tokenizers")
+                if tok is not None:
+                    tok.save_pretrained(Path(d) / role)
+            if any(Path(d).iterdir()):
+                log.folder(Path(d), "tokenizers")
         return log.run_id, metrics_
 
 
