@@ -143,3 +143,14 @@ def histories(run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict
             if points:  # several values at one step: the last logged wins, as in the MLflow UI
                 out[rid, key] = {m.step: m.value for m in sorted(points, key=lambda m: (m.step, m.timestamp))}
     return out
+
+
+def run_text(run: pd.Series, path: str) -> str | None:
+    """A text artifact of a run (a row of a runs frame), or None when it is missing."""
+    return artifacts.read_text(run["run_id"], run["artifact_uri"], path)
+
+
+def sweep_text(sweep: Sweep, path: str) -> str | None:
+    """A text artifact of the sweep's parent run besides trials.json (e.g. phases.json), or None."""
+    parent = runs_by_id([sweep.run_id])
+    return None if parent.empty else run_text(parent.iloc[0], path)
