@@ -25,6 +25,12 @@ PIN = Path(__file__).parent / "data" / "pinned_loss_study.json"
 LOSSES = ("none", "vanilla", "combined", "crd", "rkd", "mmd")
 
 
+def _pinned(key: str) -> bool:
+    """F1 metrics that existed when the numbers were pinned (best_train/ came later: new
+    metrics add keys, they do not change the pinned ones)."""
+    return "/f1" in key and not key.startswith("best_train/")
+
+
 def loss_study(root: Path) -> dict[str, dict[str, float]]:
     import torch
 
@@ -39,7 +45,7 @@ def loss_study(root: Path) -> dict[str, dict[str, float]]:
     cfg = load_experiment("default", [*base, "loss.name=none"])
     data, device = prepare(cfg, lambda _: None)
     teacher, _, _, t_metrics = ensure_teacher(cfg, data, device, say=lambda _: None)
-    out["teacher"] = {k: v for k, v in t_metrics.items() if "/f1" in k}
+    out["teacher"] = {k: v for k, v in t_metrics.items() if _pinned(k)}
     for loss in LOSSES:
         cfg = load_experiment("default", [*base, f"loss.name={loss}"])
         record: dict[str, float] = {}
@@ -49,7 +55,7 @@ def loss_study(root: Path) -> dict[str, dict[str, float]]:
             record[f"dev/avg_f1@{epoch}"] = r["dev/avg_f1"]
 
         _, m = run_student(cfg, data, device, teacher, "untracked", say=lambda _: None, on_epoch=on_epoch)
-        record.update({k: v for k, v in m.items() if "/f1" in k})
+        record.update({k: v for k, v in m.items() if _pinned(k)})
         out[loss] = record
     return out
 
