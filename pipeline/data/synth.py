@@ -207,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.data.synth_chestxray import main as chestxray
 
         return chestxray(argv[1:])
+    if argv[:1] == ["brats"]:  # the BraTS 2019 MRI layout (MIL bags) has a generator of its own
+        from pipeline.data.synth_brats import main as brats
+
+        return brats(argv[1:])
     p = argparse.ArgumentParser(prog="python -m pipeline.synth", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=[*sorted(KINDS), "chestxray"])
+    p.add_argument("kind", choices=[*sorted(KINDS), "chestxray", "brats"])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--n-train", type=int, default=1200)
     p.add_argument("--n-dev", type=int, default=300)
