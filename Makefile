@@ -22,7 +22,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-xlite ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-xlite sweep-mil ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,9 +51,10 @@ format: setup ## ruff format and autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-data: setup data/synthetic-medpix/.done data/synthetic-wound/.done data/synthetic-chestxray/.done ## write the synthetic datasets to data/synthetic-{medpix,wound,chestxray}
+data: setup data/synthetic-medpix/.done data/synthetic-wound/.done data/synthetic-chestxray/.done data/synthetic-brats/.done ## write the synthetic datasets to data/synthetic-{medpix,wound,chestxray,brats}
 
 data/synthetic-chestxray/.done: pipeline/data/synth_chestxray.py
+data/synthetic-brats/.done: pipeline/data/synth_brats.py
 data/synthetic-%/.done: pipeline/data/synth.py $(STAMP)
 	rm -rf data/synthetic-$*
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*
@@ -84,6 +85,11 @@ sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
 
 sweep-backbone: data ## the backbone study: student vision x text backbones
 	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
+
+sweep-mil: DATASET = synthetic-brats
+sweep-mil: PROFILE = mil-tiny
+sweep-mil: data ## the dual-stream MIL loss study (seed 002): CE+sampler / focal / LDAM+DRW / KD, 5-fold CV [DATASET=brats PROFILE=mil]
+	$(PY) -m pipeline sweep sweeps/mil.yaml $(SWEEP_ARGS)
 
 sweep-xlite: DATASET = synthetic-chestxray
 sweep-xlite: PROFILE = xlite-tiny

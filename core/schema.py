@@ -50,6 +50,28 @@ class TextSource:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BagOptions:
+    """Multiple-instance datasets (`format: brats` or `bags`): a bag is one patient.
+
+    brats: the BraTS 2019 layout (HGG/LGG/<subject>/<subject>_<modality>.nii.gz); instances are
+    axial slices with `modalities` as channels, normalised per volume, slices with less than
+    `min_brain_fraction` tissue dropped, then every `slice_step`-th, then at most `max_slices`
+    (evenly spaced). bags: `csv` (bag_id,label,instance_path; PNG instances) under the root.
+    Neither format publishes a test or dev split: both are stratified, patient-level hold-outs
+    (`test_fraction` of all bags, then `dev_fraction` of the rest), fixed by `holdout_seed`.
+    """
+
+    modalities: tuple[str, ...] = ("flair", "t1ce", "t2")
+    slice_step: int = positive(default=1)
+    max_slices: int | None = None
+    min_brain_fraction: float = unit_interval(default=0.01)
+    csv: str = "bags.csv"
+    test_fraction: float = unit_interval(default=0.2)
+    dev_fraction: float = unit_interval(default=0.2)
+    holdout_seed: int = non_negative(default=0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetConfig:
     """A dataset in the MedPix-2.0 on-disk format (see `pipeline.data.medpix`)."""
 
@@ -66,18 +88,30 @@ class DatasetConfig:
     channels: Literal[1, 3] = 1  # images are converted to L (1) or RGB (3) once, when decoded
     kind: str = "multiclass"  # the task kind (tasks/): multiclass | multilabel
     # on-disk layout: MedPix-2.0 (pipeline.data.medpix) or NIH ChestX-ray14 (pipeline.data.chestxray)
-    format: Literal["medpix", "chestxray"] = "medpix"
+    format: Literal["medpix", "chestxray", "brats", "bags"] = "medpix"
     subset: float | None = None  # chestxray: a stratified, patient-grouped share of the table
     unseen_labels: Literal["error", "drop"] = "error"
+    bags: BagOptions = hash_if_set(default=BagOptions())
+
+    @property
+    def is_bags(self) -> bool:
+        """Multiple-instance data: one sample is a bag of instances (pipeline.data.mil)."""
+        return self.format in ("brats", "bags")
 
     @property
     def patient_field(self) -> str:
         """The field that names a patient: images of one patient stay in one split or fold."""
-        return "Patient ID" if self.format == "chestxray" else self.case_id
+        return {"chestxray": "Patient ID", "brats": "bag_id", "bags": "bag_id"}.get(self.format, self.case_id)
 
     def validate(self) -> None:
         if not self.tasks:
             raise ValueError("tasks", "expected at least one task (name: label field)")
+        if self.format == "brats" and self.channels != len(self.bags.modalities):
+            raise ValueError(
+                "channels",
+                f"expected one channel per modality ({len(self.bags.modalities)}: "
+                f"{', '.join(self.bags.modalities)}), got {self.channels}",
+            )
         missing = {"train", "dev", "test"} - set(self.splits)
         if missing:
             raise ValueError("splits", f"expected keys train, dev and test; missing {sorted(missing)}")
@@ -141,12 +175,36 @@ class FusionConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MILConfig:
+    """`name: dsmil`: the vision backbone encodes each instance of a bag and DSMIL (models/dsmil.py)
+    scores the bag; `none`: one image per sample (every other dataset)."""
+
+    name: Literal["none", "dsmil"] = "none"
+    query_dim: int = positive(default=128)
+    passing_v: bool = False
+    dropout_v: float = unit_interval(default=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     vision: VisionConfig = VisionConfig()
     text: TextConfig = TextConfig()
     fusion: FusionConfig = FusionConfig()
     modalities: Literal["both", "image", "text"] = "both"  # image/text-only ablations
     dropout: float = unit_interval(default=0.1)
+    mil: MILConfig = hash_if_set(default=MILConfig())
+
+
+@dataclass(frozen=True, kw_only=True)
+class LDAMConfig:
+    """`label_loss: ldam_drw` (losses/ldam_drw.py): margins max_m * n_c^(-1/4) / max, scale s,
+    class-balanced re-weighting (beta) from epoch `drw_epoch` (1-based) on; null: at 80 % of
+    the run, as the reference's 160 of 200 epochs."""
+
+    max_m: float = positive(default=0.5)
+    s: float = positive(default=30.0)
+    drw_epoch: int | None = None
+    beta: float = unit_interval(default=0.9999)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,9 +217,10 @@ class LossConfig:
     temperature: float = positive(default=4.0)
     beta: float = non_negative(default=1.0)  # weight of feature terms (combined, crd, rkd, mmd)
     # multiclass: ce | focal | weighted_ce; multilabel: bce | weighted_bce | focal (the kind checks)
-    label_loss: Literal["ce", "focal", "weighted_ce", "bce", "weighted_bce"] = "ce"
+    label_loss: Literal["ce", "focal", "weighted_ce", "ldam_drw", "bce", "weighted_bce"] = "ce"
     focal_gamma: float = non_negative(default=2.0)
     params: Mapping[str, Any] = field(default_factory=dict)
+    ldam: LDAMConfig = hash_if_set(default=LDAMConfig())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +235,8 @@ class TrainConfig:
     patience: int = positive(default=3)  # early stopping on the dev metric `monitor`
     monitor: str = "avg_f1"  # dev average macro-F1, or "<task>/f1" for one task
     augment: Literal["none", "flip", "flip_crop"] = "none"
+    # weighted: a WeightedRandomSampler with inverse class frequencies (single-task multiclass)
+    sampler: Literal["none", "weighted"] = hash_if_set(default="none")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = non_negative(hash=False, default=0)
     latency_runs: int = positive(hash=False, default=50)
@@ -245,3 +306,20 @@ class ExperimentConfig:
                 f"expected patient (dataset {self.dataset.name!r}'s patient field "
                 f"{self.dataset.patient_field!r}), that field's name, or null; got {group!r}",
             )
+        for role in ("teacher", "student"):
+            m: ModelConfig = getattr(self, role)
+            if self.dataset.is_bags != (m.mil.name != "none"):
+                want = "a MIL model (mil.name: dsmil)" if self.dataset.is_bags else "mil.name: none"
+                raise ValueError(
+                    f"{role}.mil.name",
+                    f"dataset {self.dataset.name!r} (format {self.dataset.format}) needs {want}, "
+                    f"got {m.mil.name!r}",
+                )
+            if m.mil.name != "none" and (m.modalities != "image" or len(self.dataset.tasks) != 1):
+                raise ValueError(
+                    f"{role}.mil.name", "a MIL model reads images only (modalities: image) and one task"
+                )
+        if self.train.sampler == "weighted" and (
+            self.dataset.kind != "multiclass" or len(self.dataset.tasks) != 1
+        ):
+            raise ValueError("train.sampler", "weighted sampling needs one multiclass task")

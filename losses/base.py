@@ -100,7 +100,15 @@ class DistillLoss(nn.Module):
 
         self.cfg, self.ctx = cfg, ctx
         self.params = parse(self.Params, dict(cfg.params), where="loss.params")
-        self.label = ctx.kind.label_loss(cfg.label_loss, cfg.focal_gamma, ctx.class_counts, ctx.n_train)
+        self.label = ctx.kind.label_loss(
+            cfg.label_loss, cfg.focal_gamma, ctx.class_counts, ctx.n_train, options=cfg
+        )
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer before each epoch (1-based): schedules such as DRW."""
+        hook = getattr(self.label, "start_epoch", None)
+        if hook is not None:
+            hook(epoch, epochs)
 
     def forward(
         self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor

@@ -114,3 +114,36 @@ class LDAMLoss(nn.Module):
         onehot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
         shifted = logits - self.margins[target][:, None] * onehot
         return F.cross_entropy(self.s * shifted, target, weight=self.weight)
+
+
+class LDAMDRWLabel(nn.Module):
+    """`loss.label_loss: ldam_drw` as a task kind's label term: one `LDAMLoss` per task (its
+    train-split class counts), re-weighted from `drw_epoch` on. The trainer calls
+    `start_epoch(epoch, epochs)` before each epoch (1-based); `drw_epoch: null` means at 80 %
+    of the run (the reference's 160 of 200 epochs, i.e. epoch int(0.8 * epochs) + 1)."""
+
+    term_name = "ldam"
+
+    def __init__(
+        self,
+        class_counts: dict[str, tuple[int, ...]],
+        max_m: float = 0.5,
+        s: float = 30.0,
+        drw_epoch: int | None = None,
+        beta: float = 0.9999,
+    ) -> None:
+        super().__init__()
+        self.tasks = tuple(class_counts)
+        self.counts = {t: tuple(c) for t, c in class_counts.items()}
+        self.drw_epoch, self.beta = drw_epoch, beta
+        # a list, not a ModuleDict: task names may clash with nn.Module attributes
+        self.terms = nn.ModuleList(LDAMLoss(self.counts[t], max_m, s) for t in self.tasks)
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        at = self.drw_epoch if self.drw_epoch is not None else int(0.8 * epochs) + 1
+        for t, term in zip(self.tasks, self.terms, strict=True):
+            w = drw_weight_at(epoch, at, self.counts[t], self.beta)
+            term.set_weight(w)  # set_weight moves it to the margins' device
+
+    def forward(self, task: str, logits: Tensor, target: Tensor) -> Tensor:
+        return self.terms[self.tasks.index(task)](logits, target)

@@ -4,7 +4,8 @@
                                                     fusion --> fused [B, D] --> one head per task
     text  --text backbone----> Linear+LN --> t [B, D] /
 
-D is the fusion width. `modalities: image` or `text` is the single-modality ablation: the other
+D is the fusion width. With `mil.name: dsmil` (bag datasets) the vision backbone encodes each
+instance of a bag and DSMIL (models/dsmil.py) gives the bag's logits; `fused` is its bag embedding. `modalities: image` or `text` is the single-modality ablation: the other
 branch is not built and `fused` is that modality's projection. The model reads the token ids
 of its role (`input_ids_teacher` or `input_ids_student`) from the shared batch.
 """
@@ -29,8 +30,12 @@ class KDModel(nn.Module):
         super().__init__()
         self.role, self.modalities = role, cfg.modalities
         d = cfg.fusion.dim
-        self.vision = self.text = self.fusion = None
+        self.vision = self.text = self.fusion = self.mil = None
         self.proj_image = self.proj_text = None
+        self.tasks = tuple(kind.tasks)
+        if cfg.mil.name == "dsmil":  # bags: the vision backbone encodes instances, DSMIL scores bags
+            self._build_mil(cfg, kind, channels, role)
+            return
         if cfg.modalities in ("both", "image"):
             self.vision = build_vision(cfg.vision, channels, key=f"{role}.vision")
             self.proj_image = nn.Sequential(nn.Linear(self.vision.out_dim, d), nn.LayerNorm(d))
@@ -44,11 +49,36 @@ class KDModel(nn.Module):
                 dim=d, layers=f.layers, heads=f.heads, dropout=f.dropout, aux_weight=f.aux_weight
             )
         # A list, not a ModuleDict: task names such as "type" clash with nn.Module attributes.
-        self.tasks = tuple(kind.tasks)
         self.heads = nn.ModuleList(kind.head(d, t, cfg.dropout) for t in self.tasks)
         self.feature_dim = d
 
+    def _build_mil(self, cfg: ModelConfig, kind: Any, channels: int, role: str) -> None:
+        from models.dsmil import DSMIL
+
+        (task,) = self.tasks
+        self.vision = build_vision(cfg.vision, channels, key=f"{role}.vision")
+        m = cfg.mil
+        self.mil = DSMIL(
+            self.vision,
+            self.vision.out_dim,
+            kind.width(task),
+            query_dim=m.query_dim,
+            passing_v=m.passing_v,
+            dropout_v=m.dropout_v,
+            value_dim=None,
+        )
+        self.heads = nn.ModuleList()
+        self.feature_dim = self.mil.embedding_dim  # the bag embedding: what feature KD terms see
+
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        if self.mil is not None:
+            out = self.mil(batch["image"], batch.get("instance_mask"))
+            return ModelOutput(
+                logits={self.tasks[0]: out.logits},
+                image=out.bag_embedding,
+                text=None,
+                fused=out.bag_embedding,
+            )
         v = t = None
         if self.vision is not None:
             v = self.proj_image(self.vision(batch["image"]))

@@ -6,8 +6,10 @@ depends on what the targets are goes through it:
 
 - `head(dim, task, dropout)`: the output layer of a task;
 - `encode_labels(task, values)`: raw label values of the samples -> the target tensor;
-- `label_loss(name, gamma, counts, n_train)`: the supervised term (an nn.Module called as
-  `term(task, logits, target)`, with `.term_name`, the name it is logged under);
+- `label_loss(name, gamma, counts, n_train, options)`: the supervised term (an nn.Module called
+  as `term(task, logits, target)`, with `.term_name`, the name it is logged under, and an
+  optional `start_epoch(epoch, epochs)` the trainer calls, e.g. for deferred re-weighting);
+  `options` is the whole LossConfig, for terms with settings of their own (`loss.ldam`);
 - `kd(student_logits, teacher_logits, temperature)`: the logit-level distillation term;
 - `probabilities(logits)`; `metrics(pred, tune=None)`: flat metrics (and per-task extras such
   as confusion matrices); `tune` holds dev predictions where a metric needs tuning (thresholds),
@@ -64,7 +66,12 @@ class TaskKind:
         raise NotImplementedError
 
     def label_loss(
-        self, name: str, gamma: float, counts: Mapping[str, tuple[int, ...]], n_train: int
+        self,
+        name: str,
+        gamma: float,
+        counts: Mapping[str, tuple[int, ...]],
+        n_train: int,
+        options: Any = None,
     ) -> nn.Module:
         raise NotImplementedError
 
@@ -77,6 +84,15 @@ class TaskKind:
 
     def kd(self, student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
         raise NotImplementedError
+
+    def collapsed(self, pred: Predictions) -> bool:
+        """Whether the model predicts one class for every sample (training-stability evidence)."""
+        return False
+
+    def summary(self, values: Mapping[str, float], extras: Mapping[str, Any]) -> dict:
+        """`metrics.json` of a run: the same keys for every model of a kind, so cross-validation
+        summaries can compare models. Default: the flat test metrics."""
+        return {"split": "test", **values}
 
     def probabilities(self, logits: Tensor) -> Tensor:
         raise NotImplementedError

@@ -66,7 +66,12 @@ class Multilabel(TaskKind):
         return tuple(int(x) for x in target.sum(0))
 
     def label_loss(
-        self, name: str, gamma: float, counts: Mapping[str, tuple[int, ...]], n_train: int
+        self,
+        name: str,
+        gamma: float,
+        counts: Mapping[str, tuple[int, ...]],
+        n_train: int,
+        options: Any = None,
     ) -> nn.Module:
         self.check_label_loss(name)
         pos = {t: torch.tensor(c, dtype=torch.float) for t, c in counts.items()}

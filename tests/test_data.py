@@ -23,7 +23,9 @@ from pipeline.data.medpix import SPLITS, read_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TOKS = {"teacher": TokenizerConfig(vocab_size=300, max_length=64), "student": TokenizerConfig(max_length=12)}
-DATASETS = "chestxray, medpix, synthetic-chestxray, synthetic-medpix, synthetic-wound, wound"
+DATASETS = ", ".join(
+    sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps" / "datasets").glob("*.yaml"))
+)
 KEYS = {"image", "index", "labels", *(f"{k}_{r}" for k in ("input_ids", "attention_mask") for r in TOKS)}
 
 

@@ -1,4 +1,4 @@
-"""Class-balanced sampling (pipeline/training/sampler.py)."""
+"""Class-balanced sampling (pipeline.data.sampler.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.training.sampler import sampler_weights, weighted_sampler
+from pipeline.data.sampler import sampler_weights, weighted_sampler
 
 LABELS = [0] * 80 + [1] * 15 + [2] * 5
 

@@ -83,7 +83,11 @@ def test_random_search_is_reproducible_and_checks_range_ends(tmp_path):
 @pytest.mark.parametrize("profile", sorted(p.stem for p in (SWEEPS / "profiles").glob("*.yaml")))
 def test_shipped_profile_composes_with_a_dataset_of_its_kind(profile):
     """Every profile validates, registry names and label loss included, with a dataset of the
-    task kind it is made for (the X-Lite profiles are image-only and multilabel)."""
-    dataset = "synthetic-chestxray" if profile.startswith("xlite") else "synthetic-wound"
-    cfg = load_experiment("default", [f"profile={profile}", f"dataset={dataset}"])
+    task kind it is made for (the X-Lite profiles are image-only and multilabel, the MIL ones
+    read bags)."""
+    dataset = {"xlite": "synthetic-chestxray", "mil": "synthetic-brats"}.get(
+        profile.split("-")[0], "synthetic-wound"
+    )
+    extra = ["loss.name=none"] if dataset == "synthetic-brats" else []
+    cfg = load_experiment("default", [f"profile={profile}", f"dataset={dataset}", *extra])
     assert cfg.profile == profile and cfg.dataset.name == dataset

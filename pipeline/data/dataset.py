@@ -10,6 +10,9 @@ Batch contract (every key always present)::
                             `label_maps[task]` (multiclass), float [B, K] 0/1 (multilabel)
     index                   int64  [B]           position in the split (contrastive memory banks)
 
+Multiple-instance datasets (pipeline.data.mil): image is uint8 [B, N_max, C, S, S], one bag per
+sample padded to the split's largest bag, plus instance_mask bool [B, N_max] (True = real).
+
 Token tensors are trimmed to the longest sequence in the batch. Everything is held in memory
 as tensors, so a batch is an indexing operation (`__getitems__`), not B Python calls.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,8 +71,12 @@ class KDDataset(Dataset):
 
 
 def trim(batch: dict, squeeze: bool = False) -> dict:
-    """Cut token tensors to the longest sequence in the batch (collate_fn for __getitems__)."""
+    """Cut token tensors to the longest sequence in the batch, and bags to the largest bag
+    (collate_fn for __getitems__)."""
     out = dict(batch)
+    if "instance_mask" in batch:  # bags: real instances come first; drop all-padding columns
+        n = max(int(batch["instance_mask"].sum(1).max()), 1)
+        out["image"], out["instance_mask"] = batch["image"][:, :n], batch["instance_mask"][:, :n]
     for role in ROLES:
         mask = batch[f"attention_mask_{role}"]
         n = max(int(mask.sum(1).max()), 1)
@@ -92,6 +100,27 @@ class DataBundle:
     image_size: int
     channels: int
 
+    def facts(self) -> dict[str, float]:
+        """Facts of the train split worth logging: for bags, bags per class of the (single) task
+        and instances per bag (median, min, max); nothing for one-image samples."""
+        t = self.splits["train"].t
+        if "instance_mask" not in t:
+            return {}
+        (task,) = self.tasks
+        sizes = t["instance_mask"].sum(1).float()
+        out = {
+            f"data/train_bags/{c}": float((t["labels"][task] == i).sum())
+            for i, c in enumerate(self.label_maps[task])
+        }
+        out.update(
+            {
+                "data/instances_median": float(sizes.median()),
+                "data/instances_min": float(sizes.min()),
+                "data/instances_max": float(sizes.max()),
+            }
+        )
+        return out
+
     def num_classes(self) -> dict[str, int]:
         return {t: len(c) for t, c in self.label_maps.items()}
 
@@ -103,17 +132,26 @@ class DataBundle:
         seed: int = 0,
         num_workers: int = 0,
         plain: bool = False,
+        weighted: bool = False,
     ) -> DataLoader:
-        """Batches of a split; `plain`: without the train split's augmentation (for evaluation)."""
+        """Batches of a split; `plain`: without the train split's augmentation (for evaluation);
+        `weighted`: drawn with replacement, inverse to class frequency (one multiclass task)."""
         g = torch.Generator().manual_seed(seed)
         ds = self.splits[split]
         if plain and ds.augment != "none":
             ds = KDDataset(ds.t, ds.tasks)
+        sampler = None
+        if weighted:
+            from pipeline.data.sampler import weighted_sampler
+
+            (task,) = self.tasks
+            sampler, shuffle = weighted_sampler(ds.t["labels"][task], seed), False
         return DataLoader(
             ds,
             batch_size=batch_size,
             shuffle=shuffle,
-            generator=g,
+            sampler=sampler,
+            generator=g if sampler is None else None,
             collate_fn=trim,
             num_workers=num_workers,
             persistent_workers=num_workers > 0,
@@ -122,14 +160,16 @@ class DataBundle:
 
 def _tensors(
     samples: list[Sample],
-    images: np.ndarray,
+    images: Any,
     tasks: tuple[str, ...],
     kind: TaskKind,
     toks: Mapping[str, PreTrainedTokenizerBase | None],
     tok_cfgs: Mapping[str, TokenizerConfig],
 ) -> dict[str, torch.Tensor]:
     texts = [s.text for s in samples]
-    out = {"image": torch.from_numpy(images), "index": torch.arange(len(samples))}
+    out = {"image": torch.from_numpy(images.array), "index": torch.arange(len(samples))}
+    if hasattr(images, "mask"):  # bags: which instances are real (the rest is padding)
+        out["instance_mask"] = torch.from_numpy(images.mask)
     for role in ROLES:
         if toks[role] is None:
             ids = mask = np.zeros((len(samples), 1), dtype=np.int64)
@@ -150,6 +190,10 @@ def read_splits(cfg: DatasetConfig) -> tuple[dict[str, list[Sample]], dict[str, 
         from pipeline.data.chestxray import samples
 
         return samples(cfg)
+    if cfg.is_bags:  # one sample per bag (patient): BraTS volumes or a bag CSV
+        from pipeline.data.mil import samples as bag_samples
+
+        return bag_samples(cfg)
     return read_dataset(cfg), None
 
 
@@ -172,7 +216,12 @@ def load_data(
         maps = label_maps(splits["train"], tasks)
         splits = drop_unseen(cfg, splits, maps)
     kind = TASK_KINDS.get(cfg.kind, "dataset.kind")(maps)
-    images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
+    if cfg.is_bags:
+        from pipeline.data.mil import PaddedBags
+
+        images = {n: PaddedBags(cfg, splits[n], image_size) for n in SPLITS}
+    else:
+        images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
     train_texts = [s.text for s in splits["train"]]
     # Hub/folder tokenizers first: a bad name must fail before a WordPiece cache is written.
     reading = [r for r in ROLES if tokenizers[r] is not None]
@@ -183,7 +232,7 @@ def load_data(
         im.save()
     datasets = {
         n: KDDataset(
-            _tensors(splits[n], images[n].array, tasks, kind, toks, tokenizers),
+            _tensors(splits[n], images[n], tasks, kind, toks, tokenizers),
             tasks,
             augment if n == "train" else "none",
         )

@@ -26,6 +26,7 @@ from pipeline import tracking
 from pipeline.config.loader import config_hash, dump_yaml, flatten
 from pipeline.data.dataset import DataBundle, load_data
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
+from pipeline.training.stability import stability_metrics
 from pipeline.training.train import fit, resolve_device, seed_everything
 
 Say = Callable[[str], None]
@@ -119,11 +120,14 @@ def evaluate_and_log(
     for task, pairs in extras.get("confused_pairs", {}).items():
         log.json([list(x) for x in pairs], f"errors/{task}_confused_pairs.json")
     log.text(data.kind.predictions_csv(pred), "predictions/test.csv")
+    summary = data.kind.summary(values, extras)  # the same keys for every model of this kind
+    log.text(json.dumps(summary, indent=1, default=float), "metrics.json")
     return out
 
 
 def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
     log.params(flatten(cfg))
+    log.metrics(data.facts())  # what reports say about the data (bags: counts and sizes)
     log.text(dump_yaml(cfg), "config.yaml")
     # in the order of the model's heads (not sorted, unlike RunLog.json): what rebuilds the model
     log.text(json.dumps({t: list(c) for t, c in data.label_maps.items()}, indent=2), "label_maps.json")
@@ -211,7 +215,7 @@ def ensure_teacher(
         teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
         say(f"teacher: training ({parameter_count(teacher) / 1e6:.2f} M params, hash {th})")
         label_only = LOSSES.get("none")(cfg.loss, loss_context(data, teacher, teacher))
-        fit(
+        fitted = fit(
             teacher,
             label_only,
             data,
@@ -221,6 +225,7 @@ def ensure_teacher(
             device,
             on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("teacher", e, r)),
         )
+        log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(teacher, data, cfg, device, log)
         log.state_dict(teacher.state_dict(), "teacher/model.pt")
         return teacher, log.run_id, False, metrics_
@@ -252,7 +257,7 @@ def run_student(
         student = build_model(cfg.student, data, "student", cfg.seed + 1)
         loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, loss_context(data, student, teacher))
         say(f"student: distilling with {cfg.loss.name} ({parameter_count(student) / 1e6:.2f} M params)")
-        fit(
+        fitted = fit(
             student,
             loss_fn,
             data,
@@ -263,6 +268,7 @@ def run_student(
             teacher=frozen,
             on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("student", e, r)),
         )
+        log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(student, data, cfg, device, log)
         log.state_dict(student.state_dict(), "student/model.pt")
         with tempfile.TemporaryDirectory() as d:

@@ -124,14 +124,22 @@ def fit(
     result, best_state, bad_epochs = FitResult(), None, 0
     for epoch in range(1, epochs + 1):
         loader = data.loader(
-            "train", cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, num_workers=cfg.num_workers
+            "train",
+            cfg.batch_size,
+            shuffle=True,
+            seed=seed * 1000 + epoch,
+            num_workers=cfg.num_workers,
+            weighted=cfg.sampler == "weighted",
         )
+        loss_fn.start_epoch(epoch, epochs)
         sums, n = train_epoch(model, loss_fn, opt, loader, device, params, cfg.grad_clip, teacher, epoch)
-        dev, _ = data.kind.metrics(predict(model, dev_loader, device, data.kind))
+        dev_pred = predict(model, dev_loader, device, data.kind)
+        dev, _ = data.kind.metrics(dev_pred)
         record = {f"train/{k}": v / n for k, v in sums.items()}
         record.update(
             {f"dev/{k}": v for k, v in dev.items() if "/precision/" not in k and "/recall/" not in k}
         )
+        record["dev/collapsed"] = float(data.kind.collapsed(dev_pred))  # one class for every sample
         result.history.append(record)
         result.epochs_run = epoch
         if on_epoch:
