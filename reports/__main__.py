@@ -6,7 +6,8 @@ Reads only the run database (through reports.query) and writes nothing to it: th
 the artifact folder are unchanged, so a copied store (a colleague's mlruns/) can be reported.
 Rebuilding from the same database gives byte-identical files. `--log-figures` (what sweeps use at
 their end) also logs the figures to each reported sweep's parent run. An X-Lite sweep
-(study_kind=xlite, seed 004) adds docs/xlite_experiments.md and docs/xlite_results.csv.
+(study_kind=xlite, seed 004) adds docs/xlite_experiments.md and docs/xlite_results.csv; a MIL
+loss sweep (study_kind=mil, seed 002) adds docs/mil_loss_analysis.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from pipeline import tracking
 from reports import loss_doc
 from reports.common import Config, configs, header, incomplete_section
+from reports.mil_data import load as mil_load
+from reports.mil_doc import document as mil_document
 from reports.other_docs import backbone_document, fusion_document, kd_document
 from reports.query import Sweep, sweeps
 from reports.results_csv import results_csv
@@ -106,6 +109,10 @@ def build(out: Path, sweep_id: str | None = None, log_figures: bool = False) -> 
     if studies:
         write("xlite_experiments.md", xlite_document(studies, xlite_text, img) + incomplete_section(xlite))
         add("xlite_experiments.md", xlite)
+    mil = latest(by_kind.get("mil", []), sweep_id)  # seed 002: one MIL loss sweep per dataset
+    if mil:
+        write("mil_loss_analysis.md", mil_document([mil_load(s) for s in mil], img) + incomplete_section(mil))
+        add("mil_loss_analysis.md", mil)
     csv_path = out / "results.csv"
     csv_path.write_text(results_csv([s for s in found if s.kind != "xlite"]), encoding="utf-8")
     written.append(csv_path)

@@ -1,0 +1,294 @@
+"""The dual-stream MIL loss study (seed 002) as the report reads it: options, folds, stability.
+
+The study driver runs each configuration as one phase (`ce_weighted`, `focal`, `ldam_drw`: the
+seed's three loss options; `kd`: bag-level distillation, a fourth configuration) with k-fold
+patient-level cross-validation over train+dev and the test set held out. trials.json lists one
+entry per phase, fold and seed. A fold of an option is its runs over seeds (numbers: mean over
+seeds). Stability comes from each run's `stability/*` metrics; a run without them gets what its
+per-epoch history can give. Every choice is on validation AUC; test never chooses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from reports.query import Sweep, histories, run_text, runs_by_id
+from reports.stats import fmt
+from reports.xlite_data import Row, Study
+from reports.xlite_data import load as load_study
+
+OPTIONS = ("ldam_drw", "focal", "ce_weighted")  # the seed's Options 1, 2, 3, in its order
+KD = "kd"
+TITLES = {
+    "ldam_drw": "LDAM + DRW",
+    "focal": "Focal Loss",
+    "ce_weighted": "CrossEntropyLoss + WeightedRandomSampler",
+    "kd": "Bag-level KD: CE + WeightedRandomSampler with vanilla KD from a larger MIL teacher",
+}
+SHORT = {"ldam_drw": "LDAM + DRW", "focal": "Focal", "ce_weighted": "CE + WRS", "kd": "KD"}
+PREFERENCE = ("ce_weighted", "focal", "ldam_drw")  # equal mean validation AUC: the simpler option
+
+# The stability rule (seed 002's symptoms, in numbers)
+LOSS_MIN = 0.001  # "loss collapsing to ≈ 0.001"
+LOSS_MAX = 100.0  # "or exploding (> 100)"
+MAX_JUMP = 0.3  # "validation AUC fluctuating 0.30-0.90 across consecutive epochs"
+MAX_UNSTABLE_FOLDS = 1  # an option is stable with at most this many unstable folds
+LEVEL = 0.95  # of the paired t-interval over folds
+SUMMARY_KEYS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity")
+NAN = float("nan")
+
+
+def num(x: float) -> str:
+    """A loss value: 4 significant digits (0.0005, 150), n/a when not recorded."""
+    return "n/a" if math.isnan(x) else f"{x:.4g}"
+
+
+def cell(text: str) -> str:
+    """Free text for a table cell: one line, at most 200 characters, pipes escaped."""
+    return " ".join(text.split())[:200].replace("|", "\\|")
+
+
+@dataclass
+class Evidence:
+    """The stability numbers of one FINISHED run; NaN where neither metric nor history has them."""
+
+    epochs: float
+    jump: float  # max |dev AUC(e) - dev AUC(e-1)|
+    std_half: float  # std of dev AUC over the last half of the epochs
+    loss_min: float
+    loss_max: float
+    collapsed: float  # epochs where every dev bag was predicted as one class (all epochs)
+    nonfinite: float
+    derived: tuple[str, ...] = ()  # numbers computed from the per-epoch history, not logged
+
+    def tripped(self) -> list[str]:
+        """The rules this run breaks, each with its number; a NaN compares False (not tripped)."""
+        out = ["non-finite loss"] if self.nonfinite == 1 else []
+        if self.loss_min < LOSS_MIN:
+            out.append(f"train loss min {num(self.loss_min)} < {LOSS_MIN:g}")
+        if self.loss_max > LOSS_MAX:
+            out.append(f"train loss max {num(self.loss_max)} > {LOSS_MAX:g}")
+        if self.jump > MAX_JUMP:
+            out.append(f"max |ΔAUC| {fmt(self.jump)} > {MAX_JUMP:g}")
+        if not math.isnan(self.epochs) and self.collapsed > self.epochs // 2:
+            out.append(
+                f"{self.collapsed:g} collapsed epochs > ⌊{self.epochs:g}/2⌋ = {self.epochs // 2:g} "
+                "(at least one in the second half)"
+            )
+        return out
+
+
+def evidence(run: pd.Series, dev: dict[int, float], loss: dict[int, float]) -> Evidence:
+    """A run's `stability/*` metrics; each one missing is computed from the history if it can be."""
+    d, lo = [dev[s] for s in sorted(dev)], [loss[s] for s in sorted(loss)]
+    derived = []
+
+    def got(name: str, fallback) -> float:
+        v = run.get(f"metrics.stability/{name}")
+        v = NAN if v is None else float(v)
+        if not math.isnan(v):
+            return v
+        v = float(fallback())
+        if not math.isnan(v):
+            derived.append(name)
+        return v
+
+    e = Evidence(
+        got("epochs", lambda: len(d) or NAN),
+        got(
+            "max_abs_delta_auc",
+            lambda: max(abs(b - a) for a, b in zip(d[:-1], d[1:], strict=True)) if len(d) > 1 else NAN,
+        ),
+        got("std_auc_last_half", lambda: np.std(d[len(d) // 2 :]) if d else NAN),
+        got("train_loss_min", lambda: min(lo) if lo else NAN),
+        got("train_loss_max", lambda: max(lo) if lo else NAN),
+        got("collapsed_epochs", lambda: NAN),  # not computable from AUC or loss curves
+        got("nonfinite", lambda: float(any(not math.isfinite(x) for x in lo)) if lo else NAN),
+    )
+    e.derived = tuple(derived)
+    return e
+
+
+@dataclass
+class Fold:
+    """One fold of one option: its runs over seeds and the trials without a FINISHED run."""
+
+    row: Row
+    evidence: list[Evidence]  # one per FINISHED run, in seed order
+    failures: list[tuple[dict, str]]  # (trial, reason)
+
+    @property
+    def fold(self) -> int:
+        return self.row.fold if self.row.fold is not None else 0
+
+    @property
+    def ok(self) -> bool:
+        return self.row.ok
+
+    def reasons(self) -> list[str]:
+        """Why the fold is unstable (empty: stable): failed trials first, then tripped rules."""
+        out = [f"{t.get('status') or 'no run'}: {why}" for t, why in self.failures]
+        for e in self.evidence:
+            out += [r for r in e.tripped() if r not in out]
+        return out
+
+    @property
+    def stable(self) -> bool:
+        return not self.reasons()
+
+    def worst(self, attr: str, low: bool = False) -> float:
+        """The worst value over seeds (highest, or lowest when `low`)."""
+        v = [getattr(e, attr) for e in self.evidence if not math.isnan(getattr(e, attr))]
+        return (min(v) if low else max(v)) if v else NAN
+
+
+@dataclass
+class Option:
+    phase: str
+    pid: str  # the phase's id in phases.json
+    folds: list[Fold]  # by fold
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.phase, self.phase)
+
+    @property
+    def short(self) -> str:
+        return SHORT.get(self.phase, self.phase)
+
+    @property
+    def unstable(self) -> list[Fold]:
+        return [f for f in self.folds if not f.stable]
+
+    @property
+    def stable(self) -> bool:
+        return any(f.ok for f in self.folds) and len(self.unstable) <= MAX_UNSTABLE_FOLDS
+
+    def per_fold(self, which: str) -> dict[int, float]:
+        """{fold: mean over seeds} of `val` or `test` AUC, for the folds with a FINISHED run."""
+        out = {f.fold: getattr(f.row, which) for f in self.folds if f.ok}
+        return {k: v for k, v in out.items() if not math.isnan(v)}
+
+    def mean(self, which: str) -> float:
+        v = list(self.per_fold(which).values())
+        return float(np.mean(v)) if v else NAN
+
+    def param(self, name: str) -> str:
+        return next((f.row.param(name) for f in self.folds if f.ok), "") or (
+            self.folds[0].row.param(name) if self.folds else ""
+        )
+
+
+@dataclass
+class FoldDiff:
+    """Mean over the shared folds of a's validation AUC minus b's, with its t-interval."""
+
+    diff: float
+    lo: float
+    hi: float
+    folds: tuple[int, ...]
+
+    @property
+    def verdict(self) -> str:
+        if self.lo > 0:
+            return "higher beyond noise (the interval lies above 0)"
+        if self.hi < 0:
+            return "lower beyond noise (the interval lies below 0)"
+        return "within noise (the interval contains 0)"
+
+    def interval(self) -> str:
+        return f"[{self.lo:+.4f}, {self.hi:+.4f}]"
+
+
+def paired(a: Option, b: Option) -> FoldDiff | None:
+    """a - b paired by fold (each fold validates both on the same bags); None under 2 folds.
+    95 % t-interval: mean ± t(0.975, n - 1) · s / √n, s the sample std of the n differences."""
+    from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
+
+    va, vb = a.per_fold("val"), b.per_fold("val")
+    folds = tuple(sorted(set(va) & set(vb)))
+    if len(folds) < 2:
+        return None
+    d = np.array([va[f] - vb[f] for f in folds])
+    half = float(stdtrit(len(d) - 1, 0.5 + LEVEL / 2) * d.std(ddof=1) / math.sqrt(len(d)))
+    m = float(d.mean())
+    return FoldDiff(m, m - half, m + half, folds)
+
+
+@dataclass
+class MilStudy:
+    study: Study
+    task: str
+    options: list[Option]  # the seed's options in its order, then KD, then any other phase
+    curves: dict[str, dict[int, float]]  # run id -> dev AUC per epoch
+
+    @property
+    def sweep(self) -> Sweep:
+        return self.study.sweep
+
+    def option(self, phase: str) -> Option | None:
+        return next((o for o in self.options if o.phase == phase), None)
+
+    @property
+    def candidates(self) -> list[Option]:
+        return [o for o in self.options if o.phase in OPTIONS]
+
+    def chosen(self) -> Option | None:
+        """The stable loss option with the highest mean validation AUC (ties: PREFERENCE order)."""
+        ok = [o for o in self.candidates if o.stable and not math.isnan(o.mean("val"))]
+        ok.sort(key=lambda o: PREFERENCE.index(o.phase))
+        return max(ok, key=lambda o: o.mean("val"), default=None)  # max keeps the first of equals
+
+    def top(self, which: str) -> Option | None:
+        ok = [o for o in self.candidates if not math.isnan(o.mean(which))]
+        return max(
+            sorted(ok, key=lambda o: PREFERENCE.index(o.phase)), key=lambda o: o.mean(which), default=None
+        )
+
+
+def load(sweep: Sweep) -> MilStudy:
+    study = load_study(sweep)
+    task = study.tasks[0] if study.tasks else "?"
+    runs = sweep.runs
+    hist = histories(list(runs["run_id"]), [f"dev/{task}/auc", "train/loss"]) if not runs.empty else {}
+    lost = [t["run_id"] for r in study.rows for t, _ in r.missing() if t.get("run_id")]
+    bad = runs_by_id(lost) if lost else pd.DataFrame()
+    why = {
+        r["run_id"]: r["tags.failure_reason"]
+        for _, r in bad.iterrows()
+        if isinstance(r.get("tags.failure_reason"), str) and r["tags.failure_reason"]
+    }
+    ids = {p.get("name"): str(p.get("id") or "") for p in study.phases}
+    by_phase: dict[str, list[Fold]] = {}
+    for row in study.rows:
+        ev = [
+            evidence(
+                r, hist.get((r["run_id"], f"dev/{task}/auc"), {}), hist.get((r["run_id"], "train/loss"), {})
+            )
+            for _, r in row.runs.iterrows()
+        ]
+        fails = [(t, " ".join(str(why.get(t.get("run_id"), r)).split())) for t, r in row.missing()]
+        by_phase.setdefault(row.phase, []).append(Fold(row, ev, fails))
+    order = [p for p in OPTIONS if p in by_phase] + [KD] * (KD in by_phase)
+    order += [p for p in by_phase if p not in order]
+    options = [Option(p, ids.get(p, ""), sorted(by_phase[p], key=lambda f: f.fold)) for p in order]
+    curves = {rid: h for (rid, key), h in hist.items() if key == f"dev/{task}/auc"}
+    return MilStudy(study, task, options, curves)
+
+
+def fold_metrics(fold: Fold) -> dict:
+    """metrics.json of the fold's runs: the numbers of SUMMARY_KEYS averaged over seeds, plus
+    `classes` and `positive_class` of the first; {} when no run saved one."""
+    got = [run_text(r, "metrics.json") for _, r in fold.row.runs.iterrows()]
+    docs = [json.loads(x) for x in got if x]
+    if not docs:
+        return {}
+    out = {
+        k: float(np.mean([float(d[k]) for d in docs if d.get(k) is not None] or [NAN])) for k in SUMMARY_KEYS
+    }
+    return out | {"classes": docs[0].get("classes"), "positive_class": docs[0].get("positive_class")}
