@@ -6,7 +6,7 @@ measured in the same run, and write docs/benchmarks.md and docs/benchmarks.json.
 --quick is the small version the test suite smoke-runs: it checks that every figure can be
 measured, not what it is (its numbers mean nothing). --only re-measures some figures and
 replaces just those in an existing benchmarks.json/.md (each figure keeps its own date). Figures: orchestration, teacher_reuse,
-tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu, xlite_study.
+tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu, xlite_study, mil_study.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ FIGURES = (
     "real_data",
     "gpu",
     "xlite_study",
+    "mil_study",
 )
 TITLES = {
     "orchestration": "Orchestration overhead",
@@ -48,6 +49,7 @@ TITLES = {
     "real_data": "Real data (MedPix-2.0)",
     "gpu": "GPU packing",
     "xlite_study": "X-Lite study wall time",
+    "mil_study": "MIL loss study wall time and memory",
 }
 
 

@@ -38,7 +38,7 @@ def test_bench_quick_measures_every_figure(tmp_path):
     assert report["command"] == "make bench-quick" and report["machine"]["cores"] >= 1
     assert report["machine"]["date"] and report["machine"]["device"]
     figures = {f["name"]: f for f in report["figures"]}
-    assert [f["figure"] for f in report["figures"]] == list(range(1, 11))
+    assert [f["figure"] for f in report["figures"]] == list(range(1, 12))
     for name in (
         "orchestration",
         "teacher_reuse",

@@ -110,6 +110,7 @@ def evaluate_and_log(
         )
     out.update(latency_ms(model, next(iter(loader)), device, runs=cfg.train.latency_runs))
     out.update({"size_mb": size_mb(model), "params": float(parameter_count(model))})
+    out["peak_rss_mb"] = _peak_rss_mb()  # this process's high-water mark so far (a bound per trial)
     log.metrics(out)
     for task, cm in extras.get("confusion", {}).items():
         fig = confusion_figure(cm, data.label_maps[task], f"{model.role} test {task}")
@@ -123,6 +124,14 @@ def evaluate_and_log(
     summary = data.kind.summary(values, extras)  # the same keys for every model of this kind
     log.text(json.dumps(summary, indent=1, default=float), "metrics.json")
     return out
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
 def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
