@@ -24,7 +24,9 @@ from pipeline.config.loader import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = "chestxray, medpix, synthetic-chestxray, synthetic-medpix, synthetic-wound, wound"
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+DATASETS = ", ".join(sorted(p.stem for p in (SWEEPS / "datasets").glob("*.yaml")))
+PROFILES = ", ".join(sorted(p.stem for p in (SWEEPS / "profiles").glob("*.yaml")))
 
 
 def config_error(*args, loader=load_experiment) -> str:
@@ -117,7 +119,7 @@ def test_alpha_and_temperature_boundaries_are_accepted():
         ("dataset=nope", ["dataset", "unknown dataset 'nope'", f"valid: {DATASETS}"]),
         (
             "profile=nope",
-            ["profile", "unknown profile 'nope'", "valid: minilm, paper, tiny, xlite, xlite-tiny"],
+            ["profile", "unknown profile 'nope'", f"valid: {PROFILES}"],
         ),
         ("dataset.tasks={}", ["dataset.tasks", "at least one task"]),
         ("loss.alpha.x=1", ["loss.alpha", "not a section"]),
@@ -154,7 +156,7 @@ def test_unknown_experiment_lists_valid_ones():
         (
             "profile: huge\n",
             2,
-            ["profile", "unknown profile 'huge'", "valid: minilm, paper, tiny, xlite, xlite-tiny"],
+            ["profile", "unknown profile 'huge'", f"valid: {PROFILES}"],
         ),
         ("loss: [1, 2\n", 3, ["invalid YAML"]),
     ],
