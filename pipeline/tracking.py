@@ -269,11 +269,21 @@ def kill_stale(experiment: str, tags: Mapping[str, str], reason: str, status: st
     """End RUNNING runs carrying `tags` whose process is gone: KILLED (stopped on purpose) or
     FAILED (their worker died), with `reason`; their ids."""
     c = client()
-    stale = [r.info.run_id for r in search(experiment, tags, "RUNNING")]
-    for run_id in stale:
-        c.set_tag(run_id, "failure_reason", reason)
-        c.set_terminated(run_id, status)
-    return stale
+    ended = []
+    for run_id in [r.info.run_id for r in search(experiment, tags, "RUNNING")]:
+        try:
+            c.set_tag(run_id, "failure_reason", reason)
+            c.set_terminated(run_id, status)
+        except mlflow.exceptions.MlflowException:
+            # the run's own process was ending it at the same moment (a trial the scheduler
+            # stopped tags and closes its run itself): its own ending stands; if it is still
+            # open a moment later, end it here (its reason tag is already there)
+            time.sleep(1.0)
+            if c.get_run(run_id).info.status != "RUNNING":
+                continue
+            c.set_terminated(run_id, status)
+        ended.append(run_id)
+    return ended
 
 
 def runs_frame(filter_string: str):

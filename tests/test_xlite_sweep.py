@@ -131,7 +131,7 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch):
     assert len(runs_by_stage(client, "student")) == len(students)
     build(tmp_path / "docs")
     doc = (tmp_path / "docs" / "xlite_experiments.md").read_text()
-    for section in ("KD_001", "Does KD help", "Cross-validation", "MACRO AVG"):
+    for section in ("KD_001", "does KD help?", "Cross-validation", "MACRO AVG"):
         assert section in doc, section
     header = (tmp_path / "docs" / "xlite_results.csv").read_text().splitlines()[0]
     assert header.startswith("experiment_id,date,phase,model_name,cnn_backbone,attention_type")
