@@ -26,7 +26,14 @@ from pipeline.data.chestxray import (
     read_chestxray,
     read_table,
 )
-from pipeline.data.synth_chestxray import CUE_CENTRES, PREVALENCE, _copula_labels, generate_chestxray, main
+from pipeline.data.synth_chestxray import (
+    CUE_CENTRES,
+    CUE_SIGN,
+    PREVALENCE,
+    _copula_labels,
+    generate_chestxray,
+    main,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NIH = REPO.parent / "shared" / "datasets" / "nih-chestxray14-labels"
@@ -293,10 +300,32 @@ def test_images_carry_a_cue_per_label(tmp_path):
         if y[:, k].sum() < 5:
             continue
         x0, y0 = round(cx * 32), round(cy * 32)
-        window = pixels[:, y0 - 2 : y0 + 2, x0 - 2 : x0 + 2].mean(axis=(1, 2))
+        window = CUE_SIGN[k] * pixels[:, y0 - 2 : y0 + 2, x0 - 2 : x0 + 2].mean(axis=(1, 2))
         pos, neg = window[y[:, k] == 1], window[y[:, k] == 0]
-        auc = (pos[:, None] > neg[None, :]).mean()  # P(a positive is brighter there than a negative)
+        # P(a positive is brighter there than a negative; darker for the darkening findings)
+        auc = (pos[:, None] > neg[None, :]).mean()
         assert auc > 0.8, (LABELS[k], auc)
+        tested += 1
+    assert tested >= 10
+
+
+def test_each_cue_is_strongest_at_its_own_place(tmp_path):
+    # What a small CNN learns from: per label, the mean positive image minus the mean negative one
+    # changes most at that label's own cue centre (of all the cue centres), and clearly: a cheap
+    # check, at 24 px, that no two findings draw the same thing in the same place.
+    size = 24
+    generate_chestxray(tmp_path, 600, image_size=size, seed=3)
+    records = [r for v in read_chestxray(tmp_path, check_images=False).values() for r in v]
+    pixels = np.stack([np.asarray(Image.open(r.image_path), dtype=float) for r in records])
+    y = label_matrix(records).astype(bool)
+    at = [(round(cy * size), round(cx * size)) for cx, cy in CUE_CENTRES]
+    tested = 0
+    for k, name in enumerate(LABELS):
+        if y[:, k].sum() < 8 or name == "Emphysema":  # Emphysema darkens both lungs, not one place
+            continue
+        diff = pixels[y[:, k]].mean(axis=0) - pixels[~y[:, k]].mean(axis=0)
+        change = [abs(diff[r - 1 : r + 1, c - 1 : c + 1].mean()) for r, c in at]
+        assert int(np.argmax(change)) == k and change[k] > 10, (name, np.round(change, 1))
         tested += 1
     assert tested >= 10
 

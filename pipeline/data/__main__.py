@@ -1,4 +1,5 @@
-"""python -m pipeline.data describe <dataset> [--root DIR]: split sizes and label counts."""
+"""python -m pipeline.data describe <dataset> [--root DIR] [--skip-images]: split sizes and label
+counts of a MedPix-format or a ChestX-ray14-format (format: chestxray) dataset."""
 
 import sys
 

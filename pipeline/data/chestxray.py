@@ -62,6 +62,7 @@ FALLBACK_SEED = 0
 # Thresholds above 1 spread the heavy patients (up to 184 images) over both sides, which is what
 # keeps image-level prevalences close; on the real table a 20 % subset stays within ~0.5 points.
 THRESHOLDS = (1, 3, 10)
+STAGE_VAL_FRACTION, STAGE_VAL_SEED = 0.1, 0  # the data stage's val carve-out (stage_splits)
 CANDIDATES = 3  # stratified draws tried; the one closest to the pool's prevalences is kept
 _INDEX = {name: i for i, name in enumerate(LABELS)}
 
@@ -299,6 +300,19 @@ def read_chestxray(
     return splits
 
 
+def stage_splits(cfg: DatasetConfig, check_images: bool = True) -> dict[str, list[XrayRecord]]:
+    """train/val/test records of a `format: chestxray` dataset as the data stage forms them: the
+    dataset's `subset`, val carved out of train_val (STAGE_VAL_FRACTION of its patients, seed
+    STAGE_VAL_SEED)."""
+    return read_chestxray(
+        Path(cfg.root),
+        val_fraction=STAGE_VAL_FRACTION,
+        seed=STAGE_VAL_SEED,
+        subset=cfg.subset,
+        check_images=check_images,
+    )
+
+
 def samples(cfg: DatasetConfig) -> tuple[dict[str, list], dict[str, tuple[str, ...]]]:
     """A `format: chestxray` dataset as the data stage's samples: train/dev/test (dev = the
     patient-grouped val carve-out), one multilabel task (the dataset's only `tasks` key) whose
@@ -306,10 +320,86 @@ def samples(cfg: DatasetConfig) -> tuple[dict[str, list], dict[str, tuple[str, .
     from pipeline.data.medpix import Sample
 
     (task,) = tuple(cfg.tasks)
-    found = read_chestxray(Path(cfg.root), subset=cfg.subset)
+    found = stage_splits(cfg)
     names = {"train": "train", "dev": "val", "test": "test"}
     splits = {
         split: [Sample(r.patient_id, r.image_path, "", {task: r.labels}, r.where) for r in found[source]]
         for split, source in names.items()
     }
     return splits, {task: LABELS}
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Rows of cells as aligned text: the first `left` columns left-aligned, the rest right."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(  # noqa: E731
+        c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+    )
+    return ["  " + fmt(r).rstrip() for r in [header, *rows]]
+
+
+def describe(cfg: DatasetConfig, check_images: bool = True) -> str:
+    """A plain-text summary of a `format: chestxray` dataset as the data stage reads it: per split
+    (train, the val carve-out, test) images, patients, No Finding share and labels per image; per
+    label the positives and prevalence in each split; the subset's share when `subset` is set.
+    `check_images=False` reads the table and lists without the images (the NIH table ships alone)."""
+    root = Path(cfg.root)
+    splits = stage_splits(cfg, check_images)
+    table = find_table(root)
+    if all((root / name).is_file() for name in LISTS.values()):
+        test_how = f"the images in {LISTS['test']}"
+    else:
+        test_how = (
+            f"a stratified {FALLBACK_TEST_FRACTION:.0%} of the patients (seed {FALLBACK_SEED}; no list files)"
+        )
+    lines = [
+        f"dataset {cfg.name} at {cfg.root} (NIH ChestX-ray14 layout, table {table.name})",
+        f"  splits by patient; test: {test_how}; val: {STAGE_VAL_FRACTION:.0%} of the train_val "
+        f"patients (seed {STAGE_VAL_SEED})",
+    ]
+    if not check_images:
+        lines.append("  image files not checked (--skip-images)")
+    columns = {**splits, "all": [r for part in splits.values() for r in part]}
+    if cfg.subset is not None and cfg.subset != 1:
+        whole, kept = read_table(table, root / "images"), columns["all"]
+        n_whole, n_kept = len({r.patient_id for r in whole}), len({r.patient_id for r in kept})
+        lines.append(
+            f"  subset {cfg.subset:g}: {n_kept:,} of {n_whole:,} patients ({n_kept / n_whole:.1%}), "
+            f"{len(kept):,} of {len(whole):,} images ({len(kept) / len(whole):.1%}), stratified by label"
+        )
+    # per split: (images, 15) 0/1, the 14 labels then No Finding
+    y = {}
+    for name, records in columns.items():
+        labels = label_matrix(records)
+        y[name] = np.concatenate([labels, (labels.sum(axis=1) == 0)[:, None]], axis=1)
+
+    def pct(part: float, whole: int) -> str:
+        return f"{100 * part / whole:.1f} %" if whole else "-"
+
+    rows = []
+    for name, records in columns.items():
+        n, patients = len(records), len({r.patient_id for r in records})
+        per_image = y[name][:, : len(LABELS)].sum(axis=1)
+        rows.append(
+            [
+                name,
+                f"{n:,}",
+                f"{patients:,}",
+                f"{n / patients:.2f}" if patients else "-",
+                pct(y[name][:, -1].sum(), n),
+                f"{per_image.mean():.2f}" if n else "-",
+            ]
+        )
+    lines += _table(["split", "images", "patients", "images/patient", NO_FINDING, "labels/image"], rows)
+    lines.append("")
+    header = ["label"] + [h for name in columns for h in (name, "%")]
+    rows = [
+        [label]
+        + [
+            c
+            for name in columns
+            for c in (f"{y[name][:, k].sum():,}", pct(y[name][:, k].sum(), len(y[name])))
+        ]
+        for k, label in enumerate((*LABELS, NO_FINDING))
+    ]
+    return "\n".join(lines + _table(header, rows))
