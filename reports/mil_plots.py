@@ -15,7 +15,7 @@ from reports.mil_data import MilStudy, Option, cell, fold_metrics
 from reports.plots import figure, save
 from reports.query import predictions, runs_by_id
 from reports.stats import mean_std
-from reports.xlite_plots import roc_points
+from reports.xlite_plots import roc_figure
 from reports.xlite_stats import weighted_auc
 
 
@@ -50,17 +50,8 @@ def auc_curves(panels: list[tuple[str, dict[int, dict[int, float]]]], title: str
 
 def roc_folds(curves: list[tuple[int, np.ndarray, np.ndarray]], title: str, path: Path) -> str:
     """`curves`: (fold, 0/1 labels, positive-class scores) per fold model on the same test bags."""
-    fig, ax = figure(5.5, 4.5)
-    for fold, y, p in curves:
-        fpr, tpr = roc_points(y, p)
-        auc = weighted_auc(y, p, np.ones((1, len(y))))[0]
-        ax.plot(fpr, tpr, linewidth=1, label=f"fold {fold} ({auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right", title="fold model (test AUC)", title_fontsize=7)
-    return save(fig, path)
+    named = [(f"fold {fold}", y, p) for fold, y, p in curves]
+    return roc_figure(named, title, path, "fold model (test AUC)", (5.5, 4.5), 7)
 
 
 def _roc(ms: MilStudy, c: Option) -> tuple[list, str]:

@@ -23,24 +23,38 @@ def roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
 
 
+def roc_figure(
+    curves: list[tuple[str, np.ndarray, np.ndarray]],
+    title: str,
+    path: Path,
+    legend: str,
+    size: tuple,
+    font: int,
+) -> str:
+    """One ROC curve per (name, 0/1 labels, scores), each labelled with its AUC; the chance line."""
+    fig, ax = figure(*size)
+    for name, y, p in curves:
+        fpr, tpr = roc_points(y, p)
+        auc = weighted_auc(y, p, np.ones((1, len(y))))[0]
+        ax.plot(fpr, tpr, linewidth=1, label=f"{name} ({auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=font, loc="lower right", title=legend, title_fontsize=font)
+    return save(fig, path)
+
+
 def roc_plot(pred: pd.DataFrame, task: str, title: str, path: Path) -> tuple[str, list[str]]:
     """(image link, labels left out): one ROC curve per label with both classes in the test set."""
-    fig, ax = figure(6.5, 5)
-    skipped = []
+    curves, skipped = [], []
     for label in labels_of(pred, task):
         y, p = pred[f"{task}/{label}/label"].to_numpy(), pred[f"{task}/{label}/p"].to_numpy(float)
         if len(np.unique(y)) < 2:  # AUC is undefined with one class: no curve, named in the text
             skipped.append(label)
             continue
-        fpr, tpr = roc_points(y, p)
-        auc = weighted_auc(y, p, np.ones((1, len(y))))[0]
-        ax.plot(fpr, tpr, linewidth=1, label=f"{label} ({auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, loc="lower right", title="label (test AUC)", title_fontsize=6)
-    return save(fig, path), skipped
+        curves.append((label, y, p))
+    return roc_figure(curves, title, path, "label (test AUC)", (6.5, 5), 6), skipped
 
 
 def sensitivity_plot(
