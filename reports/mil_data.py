@@ -36,7 +36,9 @@ PREFERENCE = ("ce_weighted", "focal", "ldam_drw")  # equal mean validation AUC: 
 # The stability rule (seed 002's symptoms, in numbers)
 LOSS_MIN = 0.001  # "loss collapsing to ≈ 0.001"
 LOSS_MAX = 100.0  # "or exploding (> 100)"
-MAX_JUMP = 0.3  # "validation AUC fluctuating 0.30-0.90 across consecutive epochs"
+# "validation AUC fluctuating 0.30-0.90 across consecutive epochs": a swing falls as well as rises,
+# and a rise alone is a learning curve, so the rule is on the largest fall between two epochs
+MAX_DROP = 0.3
 MAX_UNSTABLE_FOLDS = 1  # an option is stable with at most this many unstable folds
 LEVEL = 0.95  # of the paired t-interval over folds
 SUMMARY_KEYS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity")
@@ -58,7 +60,8 @@ class Evidence:
     """The stability numbers of one FINISHED run; NaN where neither metric nor history has them."""
 
     epochs: float
-    jump: float  # max |dev AUC(e) - dev AUC(e-1)|
+    jump: float  # max |dev AUC(e) - dev AUC(e-1)| (shown, not a rule: a rise is learning)
+    drop: float  # max (dev AUC(e-1) - dev AUC(e)), at least 0
     std_half: float  # std of dev AUC over the last half of the epochs
     loss_min: float
     loss_max: float
@@ -73,8 +76,8 @@ class Evidence:
             out.append(f"train loss min {num(self.loss_min)} < {LOSS_MIN:g}")
         if self.loss_max > LOSS_MAX:
             out.append(f"train loss max {num(self.loss_max)} > {LOSS_MAX:g}")
-        if self.jump > MAX_JUMP:
-            out.append(f"max |ΔAUC| {fmt(self.jump)} > {MAX_JUMP:g}")
+        if self.drop > MAX_DROP:
+            out.append(f"validation AUC fell {fmt(self.drop)} > {MAX_DROP:g} in one epoch")
         if not math.isnan(self.epochs) and self.collapsed > self.epochs // 2:
             out.append(
                 f"{self.collapsed:g} collapsed epochs > ⌊{self.epochs:g}/2⌋ = {self.epochs // 2:g} "
@@ -103,6 +106,10 @@ def evidence(run: pd.Series, dev: dict[int, float], loss: dict[int, float]) -> E
         got(
             "max_abs_delta_auc",
             lambda: max(abs(b - a) for a, b in zip(d[:-1], d[1:], strict=True)) if len(d) > 1 else NAN,
+        ),
+        got(
+            "max_auc_drop",
+            lambda: max(0.0, *(a - b for a, b in zip(d[:-1], d[1:], strict=True))) if len(d) > 1 else NAN,
         ),
         got("std_auc_last_half", lambda: np.std(d[len(d) // 2 :]) if d else NAN),
         got("train_loss_min", lambda: min(lo) if lo else NAN),

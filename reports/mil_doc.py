@@ -15,7 +15,7 @@ from reports.mil_data import (
     KD,
     LOSS_MAX,
     LOSS_MIN,
-    MAX_JUMP,
+    MAX_DROP,
     MAX_UNSTABLE_FOLDS,
     OPTIONS,
     PREFERENCE,
@@ -123,8 +123,9 @@ def rule_section(ms: MilStudy) -> list[str]:
         "1. a non-finite loss (`stability/nonfinite` = 1);",
         f"2. a training loss below {LOSS_MIN:g} at some epoch (`stability/train_loss_min`; the seed's collapse);",
         f"3. a training loss above {LOSS_MAX:g} at some epoch (`stability/train_loss_max`; the seed's explosion);",
-        f"4. a validation AUC change above {MAX_JUMP:g} between consecutive epochs (`stability/max_abs_delta_auc`; "
-        "the seed's 0.30–0.90 swings);",
+        f"4. a validation AUC fall above {MAX_DROP:g} between consecutive epochs (`stability/max_auc_drop`; "
+        "the seed's 0.30–0.90 swings fall as well as rise; a rise alone is learning, so max |ΔAUC| is shown "
+        "beside it, not ruled on);",
         "5. a collapsed epoch (every validation bag predicted as one class) in the second half of training: "
         "`stability/collapsed_epochs` counts collapsed epochs over all E epochs, not which, so the rule is "
         "collapsed epochs > ⌊E/2⌋, which puts at least one in epochs ⌊E/2⌋+1..E. Early warm-up collapses "
@@ -173,20 +174,21 @@ def option_section(ms: MilStudy, o: Option) -> list[str]:
     conf = ", ".join(f"{k}=`{o.param(k) or '?'}`" for k in ("loss.label_loss", "train.sampler", "loss.name"))
     lines = [head, "", f"Phase `{o.phase}`" + (f" (id {o.pid})" if o.pid else "") + f"; {conf}.", ""]
     lines += [
-        "| Fold | Val AUC | Test AUC | max \\|ΔAUC\\| | std AUC (last half) | Loss min | Loss max | "
+        "| Fold | Val AUC | Test AUC | max \\|ΔAUC\\| | max AUC fall | std AUC (last half) | Loss min | Loss max | "
         "Collapsed epochs | Stable? |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for f in o.folds:
         why = f.reasons()
         ok = "✅" if not why else "❌ " + cell("; ".join(why))
         if not f.ok:
-            lines.append(f"| {f.fold} | - | - | - | - | - | - | - | {ok} |")
+            lines.append(f"| {f.fold} | - | - | - | - | - | - | - | - | {ok} |")
             continue
         col, ep = f.worst("collapsed"), f.worst("epochs")
         coll = "n/a" if math.isnan(col) else f"{col:g} of {ep:g}"
         lines.append(
-            f"| {f.fold} | {fmt(f.row.val)} | {fmt(f.row.test)} | {fmt(f.worst('jump'))} | {fmt(f.worst('std_half'))} | "
+            f"| {f.fold} | {fmt(f.row.val)} | {fmt(f.row.test)} | {fmt(f.worst('jump'))} | {fmt(f.worst('drop'))} | "
+            f"{fmt(f.worst('std_half'))} | "
             f"{num(f.worst('loss_min', low=True))} | {num(f.worst('loss_max'))} | {coll} | {ok} |"
         )
     lines += [

@@ -52,8 +52,8 @@ def _ids_filter(ids: list[str]) -> str:
 
 
 def runs_by_id(ids: list[str]) -> pd.DataFrame:
-    """Runs by id, 100 ids per search request."""
-    ids = sorted(set(ids))
+    """Runs by id, 100 ids per search request; missing ids (NaN, empty: an untagged run) are skipped."""
+    ids = sorted({i for i in ids if isinstance(i, str) and i})
     frames = [tracking.runs_frame(_ids_filter(ids[i : i + 100])) for i in range(0, len(ids), 100)]
     frames = [f for f in frames if not f.empty]
     return (

@@ -79,7 +79,14 @@ def test_mil_run_logs_stability_evidence_and_metrics_json(synth_brats, tmp_path,
     run = client.get_run(result.student_run_id)
     m = run.data.metrics
     assert "train/ldam" in m and "train/ce" not in m  # the kind's LDAM term, logged by its name
-    for key in ("epochs", "max_abs_delta_auc", "std_auc_last_half", "train_loss_min", "collapsed_epochs"):
+    for key in (
+        "epochs",
+        "max_abs_delta_auc",
+        "max_auc_drop",
+        "std_auc_last_half",
+        "train_loss_min",
+        "collapsed_epochs",
+    ):
         assert f"stability/{key}" in m, key
     assert m["stability/epochs"] == 3 and m["stability/nonfinite"] == 0
     assert len(client.get_metric_history(run.info.run_id, "dev/collapsed")) == 3
@@ -133,3 +140,23 @@ def test_a_mil_model_needs_bags():
         load_experiment("default", ["dataset=synthetic-wound", "teacher.mil.name=dsmil"])
     with pytest.raises(ConfigError, match="train.sampler: weighted sampling needs one multiclass task"):
         load_experiment("default", ["dataset=synthetic-wound", "train.sampler=weighted"])
+
+
+def test_stability_numbers_follow_their_definitions():
+    from pipeline.training.stability import stability_metrics
+
+    def hist(aucs, losses, collapsed=()):
+        return [
+            {"dev/grade/auc": a, "train/loss": lo, "dev/collapsed": float(e in collapsed)}
+            for e, (a, lo) in enumerate(zip(aucs, losses, strict=True))
+        ]
+
+    learning = stability_metrics(hist([0.2, 0.5, 0.9, 0.85], [0.7, 0.5, 0.3, 0.3]), "grade/auc")
+    assert learning["stability/max_abs_delta_auc"] == pytest.approx(0.4)  # a rise: learning
+    assert learning["stability/max_auc_drop"] == pytest.approx(0.05)
+    swing = stability_metrics(hist([0.3, 0.9, 0.3, 0.8], [0.7, 150, 1e-4, 0.3], {0, 3}), "grade/auc")
+    assert swing["stability/max_auc_drop"] == pytest.approx(0.6)  # the seed's 0.90 -> 0.30
+    assert swing["stability/std_auc_last_half"] == pytest.approx(0.25)  # of [0.3, 0.8]
+    assert (swing["stability/train_loss_min"], swing["stability/train_loss_max"]) == (1e-4, 150)
+    assert swing["stability/collapsed_epochs"] == 2 and swing["stability/nonfinite"] == 0
+    assert stability_metrics(hist([0.5, 0.6], [0.7, float("nan")]), "grade/auc")["stability/nonfinite"] == 1

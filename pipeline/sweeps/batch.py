@@ -117,7 +117,7 @@ def stopped_early(result: dict) -> bool:
 
 def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print) -> Batch:
     from pipeline.sweeps import tune_runner
-    from pipeline.training.run import teacher_hash
+    from pipeline.training.run import needs_teacher, teacher_hash
 
     study, exp = ctx.study, ctx.experiment
     finished = {
@@ -139,8 +139,9 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
     batch = Batch([])
     # one teacher trial per distinct teacher configuration (the first trial that needs it)
     teachers: dict[str, Trial] = {}
-    for t in todo:
-        teachers.setdefault(teacher_hash(t.cfg), t)
+    for t in todo:  # a loss that reads no teacher (none) gets none trained for it
+        if needs_teacher(t.cfg):
+            teachers.setdefault(teacher_hash(t.cfg), t)
     done = {r.data.tags.get("teacher_hash") for r in tracking.search(exp, {"stage": "teacher"}, "FINISHED")}
     new = {h: t for h, t in teachers.items() if h not in done}
     prefix = f"{study.name}-{name}" if name else study.name
@@ -166,8 +167,8 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             elif not m.get("reused"):
                 batch.teachers_trained += 1
     failed = batch.failed_teachers
-    blocked = [t for t in todo if teacher_hash(t.cfg) in failed]
-    runnable = [t for t in todo if teacher_hash(t.cfg) not in failed]
+    blocked = [t for t in todo if needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed]
+    runnable = [t for t in todo if not (needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed)]
     common["failed_teachers"] = failed
     student = {"name": f"{prefix}-students", "metric": "dev_metric", "mode": study.mode}
     student["asha"] = study.scheduler == "asha"

@@ -112,7 +112,14 @@ def _teacher(config: dict) -> None:
 def _student(config: dict) -> None:
     from pipeline import tracking
     from pipeline.config.loader import config_hash
-    from pipeline.training.run import ensure_teacher, experiment_name, prepare, run_student, teacher_hash
+    from pipeline.training.run import (
+        ensure_teacher,
+        experiment_name,
+        needs_teacher,
+        prepare,
+        run_student,
+        teacher_hash,
+    )
 
     overrides = list(config["overrides"])
     if "point" in config:  # suggested by a searcher (optuna): the point and the seed index
@@ -122,7 +129,7 @@ def _student(config: dict) -> None:
         seed = seeds[config.get("__trial_index__", 0) % len(seeds)]
         overrides = list(trial_overrides(config["fixed"], config["extra"], config["point"], seed))
     cfg = _load(config, overrides)
-    failed = config.get("failed_teachers", {}).get(teacher_hash(cfg))
+    failed = config.get("failed_teachers", {}).get(teacher_hash(cfg)) if needs_teacher(cfg) else None
     if failed:  # never train a failed teacher again inside a student trial
         tune.report({"stage": "student", "error": f"teacher failed: {failed}", "dev_metric": float("nan")})
         return
@@ -141,7 +148,11 @@ def _student(config: dict) -> None:
         return
     data, device = prepare(cfg, _quiet)
     where = _where(config, config.get("suffix", ""))
-    teacher, teacher_run, _, _ = ensure_teacher(cfg, data, device, False, where, _quiet)
+    if needs_teacher(cfg):
+        teacher, teacher_run, _, _ = ensure_teacher(cfg, data, device, False, where, _quiet)
+    else:  # no teacher trained for a loss that reads none; its id is tagged if the sweep has one
+        found = tracking.find_finished(exp, {"stage": "teacher", "teacher_hash": teacher_hash(cfg)})
+        teacher, teacher_run = None, found or ""
     run_id, m = run_student(
         cfg, data, device, teacher, teacher_run, where, _quiet, _reporter("student", metric)
     )

@@ -70,6 +70,11 @@ def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDM
     return KDModel(cfg, data.kind, len(tok) if tok is not None else 0, data.channels, role)
 
 
+def needs_teacher(cfg: ExperimentConfig) -> bool:
+    """Whether the student's loss reads a teacher; a sweep trains no teacher for one that does not."""
+    return LOSSES.get(cfg.loss.name, "loss.name").uses_teacher
+
+
 def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossContext:
     labels = data.splits["train"].t["labels"]
     counts = {t: data.kind.label_counts(t, labels[t]) for t in data.tasks}
@@ -244,27 +249,33 @@ def run_student(
     cfg: ExperimentConfig,
     data: DataBundle,
     device: torch.device,
-    teacher: KDModel,
+    teacher: KDModel | None,
     teacher_run: str,
     where: Tracking = Tracking(),
     say: Say = print,
     on_epoch: Callable[[str, int, dict], None] | None = None,
 ) -> tuple[str, dict[str, float]]:
-    """Distil a student from the frozen teacher; (its run id, its final metrics)."""
+    """Distil a student from the frozen teacher; (its run id, its final metrics). `teacher` may be
+    None only for a loss that reads none (`needs_teacher`); `teacher_run` is then the FINISHED
+    teacher of the same hash if one exists (for the reports' teacher columns), else empty."""
+    if teacher is None and needs_teacher(cfg):
+        raise ValueError(f"loss.name={cfg.loss.name} distils from a teacher: none was given")
     tags = {
         **_tags(cfg, "student"),
         **where.tags,
         "loss": cfg.loss.name,
         "config_hash": config_hash(cfg),
-        "teacher_run_id": teacher_run,
     }
+    if teacher_run:
+        tags["teacher_run_id"] = teacher_run
     with tracking.run(
         experiment_name(cfg), run_name(cfg) + where.name_suffix, tags, where.parent_run_id
     ) as log:
         _log_common(log, cfg, data)
-        frozen = FrozenTeacher(teacher).to(device)
+        frozen = FrozenTeacher(teacher).to(device) if teacher is not None else None
         student = build_model(cfg.student, data, "student", cfg.seed + 1)
-        loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, loss_context(data, student, teacher))
+        ctx = loss_context(data, student, teacher if teacher is not None else student)
+        loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, ctx)
         say(f"student: distilling with {cfg.loss.name} ({parameter_count(student) / 1e6:.2f} M params)")
         fitted = fit(
             student,

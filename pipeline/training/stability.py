@@ -4,6 +4,8 @@ fluctuating 0.30-0.90 across consecutive epochs"; these are the numbers that say
 
     stability/epochs               epochs trained
     stability/max_abs_delta_auc    max_e |AUC_dev(e) - AUC_dev(e-1)|          (0 for one epoch)
+    stability/max_auc_drop         max_e (AUC_dev(e-1) - AUC_dev(e)), at least 0: a fall, which a
+                                   swing has and a learning curve's rise has not
     stability/std_auc_last_half    std of AUC_dev over the last ceil(E/2) epochs (population)
     stability/train_loss_min, stability/train_loss_max   of the per-epoch mean training loss
     stability/collapsed_epochs     epochs whose dev predictions were all one class (dev/collapsed)
@@ -32,6 +34,7 @@ def stability_metrics(history: list[dict[str, float]], monitor: str) -> dict[str
     return {
         "stability/epochs": float(len(history)),
         "stability/max_abs_delta_auc": float(np.nanmax(np.abs(np.diff(auc)))) if len(auc) > 1 else 0.0,
+        "stability/max_auc_drop": float(max(np.nanmax(-np.diff(auc)), 0.0)) if len(auc) > 1 else 0.0,
         "stability/std_auc_last_half": float(np.nanstd(half)) if len(half) else 0.0,
         "stability/train_loss_min": float(np.nanmin(loss)),
         "stability/train_loss_max": float(np.nanmax(loss)),
