@@ -6,7 +6,7 @@ figure is the wall time against the issue's budget (15 minutes on 2 CPU cores); 
 names the machine. The per-phase split comes from the runs' start and end times, and the peak
 memory of a trial from the runs' `peak_rss_mb` (a worker's high-water mark: Ray reuses workers,
 so it bounds each trial from above). Quick mode skips them: tests/test_xlite_sweep.py and
-tests/test_mil_run.py smoke-run the same machinery.
+tests/test_mil_sweep.py smoke-run the same machinery.
 """
 
 from __future__ import annotations
