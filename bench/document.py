@@ -52,6 +52,13 @@ def _status(r: dict) -> str:
     return {True: "met", False: "**missed**", None: "-"}[r.get("met")]
 
 
+def _results(r: dict) -> list[tuple[str, dict]]:
+    """A figure's results, each with its own target: a figure with `parts` (orchestration:
+    fixed start-up and per-trial overhead) has one per part, labelled; others have one."""
+    parts = r.get("parts")
+    return [(p["label"], p) for p in parts] if parts else [("", r)]
+
+
 def render(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -70,7 +77,9 @@ def render(report: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for r in report["figures"]:
-        lines.append(f"| {r['figure']} | {r['title']} | {_value(r)} | {r['target']} | {_status(r)} |")
+        for label, p in _results(r):
+            title = f"{r['title']}: {label}" if label else r["title"]
+            lines.append(f"| {r['figure']} | {title} | {_value(p)} | {p['target']} | {_status(p)} |")
     lines.append("")
     for r in report["figures"]:
         lines += [f"## {r['figure']}. {r['title']}", ""]
@@ -78,7 +87,11 @@ def render(report: dict) -> str:
             lines.append(f"- Baseline: {r['baseline']}.")
         if r.get("measured"):
             lines.append(f"- Measured: {r['measured']}.")
-        lines.append(f"- Result: {_value(r)} (target {r['target']}): {_status(r)}.")
+        results = [
+            f"{label} {_value(p)}".strip() + f" (target {p['target']}): {_status(p)}"
+            for label, p in _results(r)
+        ]
+        lines.append(f"- Result: {'; '.join(results)}.")
         if r.get("why"):
             lines.append(
                 f"- Why{' missed' if r.get('met') is False else ''}, and what would fix it: {r['why']}"

@@ -1,22 +1,117 @@
 """Figure 5, report scaling: `make report` (python -m reports, a fresh process, as the user runs
-it) on MLflow stores holding 100, 1,000 and 10,000 runs (bench.report_db writes them in bulk).
+it) on MLflow stores holding 100, 1,000 and 10,000 runs (bench.report_db writes them in bulk),
+read two ways: from the sqlite file (the SQL fast path) and over a real `mlflow server` backed by
+the same file (the MLflow client path, what a shared tracking server gets).
 
-The report reads the latest sweep of each (study, dataset) in bulk searches, so its time should
-follow the size of what it reports, not of the whole history. Figure: the time at the largest
-size (target <= 10 s at 10,000 runs) and the growth exponent b of time ~ runs^b.
+The report reads the latest sweep of each (study, dataset), so its time should follow the size
+of what it reports, not of the whole history. Targets: <= 3 s at 100 runs and <= 6 s at 10,000
+runs, on both stores. The documents read over HTTP must equal the sqlite ones byte for byte
+(the store's name in the headers aside), or the figure fails: a fast wrong report is no result.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import REPO, Context, Timer, child
+
+TARGETS = {100: 3.0, 10_000: 6.0}  # seconds, for the sqlite store and the HTTP server alike
+
+
+def _report(uri: str, out: Path) -> float:
+    """Seconds of `python -m reports --out OUT` in a fresh process on the store at `uri`."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}  # as the user runs it
+    with Timer() as t:
+        proc = subprocess.run(
+            [sys.executable, "-m", "reports", "--out", str(out)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"python -m reports on {uri} failed:\n{proc.stderr[-2000:]}")
+    return t.seconds
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(db: Path, workers: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` on the sqlite file `db` (its default workers, as `make
+    mlflow-server` starts it, unless `workers`) on a free port of 127.0.0.1; its URI. Stopped
+    on exit: its own process group only (it was started in a new session), nothing else."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--artifacts-destination",
+            str(db.parent / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *(["--workers", str(workers)] if workers else []),
+        ],
+        cwd=db.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        end = time.time() + 180
+        while True:
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.time() > end:
+                raise RuntimeError(f"mlflow server on {db} did not become healthy (exit {server.poll()})")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def same_documents(a: Path, b: Path, names: tuple[bytes, bytes]) -> list[str]:
+    """Files that differ between two document folders (each store's name in the .md replaced)."""
+    files = sorted(
+        {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+        | {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    )
+    differ = []
+    for rel in files:
+        x = (a / rel).read_bytes() if (a / rel).is_file() else None
+        y = (b / rel).read_bytes() if (b / rel).is_file() else None
+        if x is not None and y is not None and rel.suffix == ".md":
+            x, y = x.replace(names[0], b"<store>"), y.replace(names[1], b"<store>")
+        if x != y:
+            differ.append(str(rel))
+    return differ
 
 
 def measure(ctx: Context) -> dict:
@@ -27,58 +122,104 @@ def measure(ctx: Context) -> dict:
         folder.mkdir(parents=True)
     stores = {str(n): f"sqlite:///{folders[n] / 'mlflow.db'}" for n in sizes}
     generated = child(ctx, "report_db:populate_all", stores=stores)
+    with Timer() as t:  # the fixed start-up: Python with the report's modules, nothing read
+        subprocess.run([sys.executable, "-c", "import reports.__main__"], cwd=REPO, check=True)
+    startup = t.seconds
     rows = []
     for n in sizes:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": stores[str(n)]}
-        with Timer() as t:
-            proc = subprocess.run(
-                [sys.executable, "-m", "reports", "--out", str(folders[n] / "docs")],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-        if proc.returncode != 0:
-            raise RuntimeError(f"python -m reports on {n} runs failed:\n{proc.stderr[-2000:]}")
-        index = (folders[n] / "docs" / "index.md").read_text()
+        docs, http_docs = folders[n] / "docs", folders[n] / "docs-http"
+        sql_s = _report(stores[str(n)], docs)
+        with mlflow_server(folders[n] / "mlflow.db") as uri:
+            http_s = _report(uri, http_docs)
+        index = (docs / "index.md").read_text()
         reported = index.count("` (")
         if reported == 0:
             raise RuntimeError(f"the report on {n} runs found no sweep:\n{index[:500]}")
+        shown = index.split("Generated from the runs in `", 1)[1].split("`", 1)[0]
+        differ = same_documents(docs, http_docs, (shown.encode(), uri.encode()))
+        if differ:
+            raise RuntimeError(
+                f"{n} runs: the documents read over HTTP differ from the sqlite ones: {differ[:10]}"
+            )
         gen = generated[str(n)]
         rows.append(
-            {"runs": gen["runs"], "sweeps": gen["sweeps"], "report_s": t.seconds, "sweeps_reported": reported}
+            {
+                "runs": gen["runs"],
+                "sweeps": gen["sweeps"],
+                "report_s": sql_s,
+                "http_s": http_s,
+                "sweeps_reported": reported,
+                "files": sum(1 for p in docs.rglob("*") if p.is_file()),
+            }
         )
-    return summarize(rows)
+    return summarize(rows, startup)
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], startup: float = float("nan")) -> dict:
     x = np.log([r["runs"] for r in rows])
-    y = np.log([r["report_s"] for r in rows])
-    exponent = float(np.polyfit(x, y, 1)[0])
-    first, last = rows[0], rows[-1]
-    met = last["report_s"] <= 10.0 if last["runs"] >= 10_000 else None
+    exponent = float(np.polyfit(x, np.log([r["report_s"] for r in rows]), 1)[0])
+    http_exponent = float(np.polyfit(x, np.log([r["http_s"] for r in rows]), 1)[0])
+    checks = [
+        (r, key, TARGETS[r["runs"]]) for r in rows if r["runs"] in TARGETS for key in ("report_s", "http_s")
+    ]
+    missed = [(r, key, limit) for r, key, limit in checks if r[key] > limit]
+    store = {"report_s": "sqlite", "http_s": "HTTP"}
+    parts = [  # one result per store and target size, each with its own target (bench.document)
+        {
+            "label": f"{store[key]}, {r['runs']:,} runs",
+            "value": r[key],
+            "unit": "s",
+            "target": f"<= {limit:g} s",
+            "met": r[key] <= limit,
+        }
+        for r, key, limit in checks
+    ]
+    met = (not missed) if {r["runs"] for r in rows} >= set(TARGETS) else None
     why = ""
-    if met is False:
+    if missed:
         why = (
-            f"The time follows what is reported, not the store's size: {first['report_s']:.1f} s for "
-            f"{first['runs']:,} runs ({first['sweeps_reported']} sweeps reported), {last['report_s']:.1f} s for "
-            f"{last['runs']:,} runs ({last['sweeps_reported']} sweeps, one per study and dataset). The rest is "
-            "fixed per process and per document: starting Python with MLflow, pandas and matplotlib, "
-            "MLflow's search loading every param and metric of each reported run (about 100 params "
-            "each), and drawing ten figures. Loading only the columns a document uses (a SQL query "
-            "on MLflow's tables instead of search_runs) and drawing figures in parallel would bring "
-            "it under 10 s here; on a faster machine it already is."
+            "Over the target: "
+            + "; ".join(
+                f"{r['runs']:,} runs, {store[k]}: {r[k]:.1f} s (<= {lim:g} s)" for r, k, lim in missed
+            )
+            + f". A fresh process importing the report's modules alone takes {startup:.1f} s here; "
+            "over HTTP the MLflow client adds its own import (about 1.5 s) and a request per run "
+            "and metric history. A faster machine, or fewer documents per build, would bring it in."
         )
-    times = ", ".join(f"{r['runs']:,} runs {r['report_s']:.1f} s" for r in rows)
+    last = rows[-1]
+    table = [["runs", "sweeps reported", "files", "sqlite (s)", "HTTP server (s)", "target (s)"]]
+    for r in rows:
+        limit = f"<= {TARGETS[r['runs']]:g}" if r["runs"] in TARGETS else "-"
+        table.append(
+            [
+                f"{r['runs']:,}",
+                r["sweeps_reported"],
+                r["files"],
+                f"{r['report_s']:.1f}",
+                f"{r['http_s']:.1f}",
+                limit,
+            ]
+        )
+    times = ", ".join(f"{r['runs']:,} runs {r['report_s']:.1f} s (HTTP {r['http_s']:.1f} s)" for r in rows)
     return {
-        "value": last["report_s"],
+        "value": max(last["report_s"], last["http_s"]),
         "unit": "s",
         "met": met,
-        "target": "<= 10 s at 10,000 runs",
+        "target": "<= 3 s at 100 runs and <= 6 s at 10,000 runs, sqlite and HTTP server",
         "baseline": "the same command on stores of "
         + ", ".join(f"{r['runs']:,}" for r in rows[:-1])
-        + " runs",
-        "measured": f"{times}; growth exponent {exponent:.2f} (time ~ runs^b)",
+        + " runs; the result is the slower of the two stores at the largest size",
+        "measured": f"{times}; growth exponent {exponent:.2f} sqlite, {http_exponent:.2f} HTTP "
+        f"(time ~ runs^b); a fresh process importing the report's modules: {startup:.1f} s; the HTTP "
+        "documents equal the sqlite ones byte for byte",
         "why": why,
-        "details": {"sizes": rows, "exponent": exponent},
+        **({"parts": parts} if met is not None else {}),
+        "details": {
+            "sizes": rows,
+            "exponent": exponent,
+            "http_exponent": http_exponent,
+            "startup_s": startup,
+            "targets_s": {str(k): v for k, v in TARGETS.items()},
+            "table": table,
+        },
     }

@@ -186,6 +186,38 @@ class MILConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VolumeConfig:
+    """`name` (a key of models/volume3d.py MODELS3D: resnet3d, swin3d): a 3-D model reading each
+    patient of a `format: brats` dataset as one whole volume [C, X, Y, Z], the `bags.modalities`
+    as channels (pipeline/data/volumes.py), instead of DSMIL's bag of slices; `none`: no 3-D
+    model. The volume is cropped to the brain's box and fitted to `shape` (X, Y, Z, as nibabel
+    stores it): `pad` centres it in zeros (shrinking it, proportions kept, if larger), `resize`
+    resamples it to exactly `shape`. resnet3d: MONAI's ResNet of `depth` layers (`widen_factor`,
+    `conv1_t_stride`); swin3d: the encoder of MONAI's SwinUNETR (`feature_size`, `depths`,
+    `num_heads`, `window_size`, `patch_size`, `use_v2`). Each model reads only its own fields,
+    so a profile sizes both and an experiment picks one by `name`; `kwargs` go to the chosen
+    model's MONAI constructor as they are. No pretrained 3-D weights: from scratch."""
+
+    name: str = "none"
+    shape: tuple[int, ...] = (128, 128, 128)
+    fit: Literal["pad", "resize"] = "pad"
+    depth: int = positive(default=50)
+    widen_factor: float = positive(default=1.0)
+    conv1_t_stride: int = positive(default=1)
+    feature_size: int = positive(default=48)
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = positive(default=7)
+    patch_size: int = positive(default=2)
+    use_v2: bool = False  # swin3d: SwinUNETR-v2's residual conv block before each stage
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise ValueError("shape", f"expected three sides >= 1 (X, Y, Z), got {list(self.shape)}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     vision: VisionConfig = VisionConfig()
     text: TextConfig = TextConfig()
@@ -193,6 +225,7 @@ class ModelConfig:
     modalities: Literal["both", "image", "text"] = "both"  # image/text-only ablations
     dropout: float = unit_interval(default=0.1)
     mil: MILConfig = hash_if_set(default=MILConfig())
+    volume: VolumeConfig = hash_if_set(default=VolumeConfig())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,8 +341,23 @@ class ExperimentConfig:
             )
         for role in ("teacher", "student"):
             m: ModelConfig = getattr(self, role)
-            if self.dataset.is_bags != (m.mil.name != "none"):
-                want = "a MIL model (mil.name: dsmil)" if self.dataset.is_bags else "mil.name: none"
+            three_d = m.volume.name != "none"  # whole volumes (models/volume3d.py), not bags of slices
+            if three_d and (m.mil.name != "none" or self.dataset.format != "brats"):
+                raise ValueError(
+                    f"{role}.volume.name",
+                    f"a 3-D model reads whole BraTS volumes: it needs dataset.format brats (dataset "
+                    f"{self.dataset.name!r} is {self.dataset.format}) and mil.name none (got {m.mil.name!r})",
+                )
+            if three_d and (m.modalities != "image" or len(self.dataset.tasks) != 1):
+                raise ValueError(
+                    f"{role}.volume.name", "a 3-D model reads images only (modalities: image) and one task"
+                )
+            if self.dataset.is_bags != (m.mil.name != "none" or three_d):
+                want = (
+                    "a MIL model (mil.name: dsmil) or a 3-D model (volume.name)"
+                    if self.dataset.is_bags
+                    else "mil.name: none"
+                )
                 raise ValueError(
                     f"{role}.mil.name",
                     f"dataset {self.dataset.name!r} (format {self.dataset.format}) needs {want}, "
@@ -319,6 +367,17 @@ class ExperimentConfig:
                 raise ValueError(
                     f"{role}.mil.name", "a MIL model reads images only (modalities: image) and one task"
                 )
+        vols = [m.volume for m in (self.teacher, self.student) if m.volume.name != "none"]
+        if len(vols) == 2 and (vols[0].shape, vols[0].fit) != (vols[1].shape, vols[1].fit):
+            raise ValueError(
+                "student.volume.shape",
+                f"expected the teacher's shape and fit ({list(vols[0].shape)}, {vols[0].fit}: one volume "
+                f"per patient feeds both), got {list(vols[1].shape)}, {vols[1].fit}",
+            )
+        if vols and self.train.augment == "flip_crop":
+            raise ValueError(
+                "train.augment", "expected none or flip with a 3-D model (flips along each axis)"
+            )
         if self.train.sampler == "weighted" and (
             self.dataset.kind != "multiclass" or len(self.dataset.tasks) != 1
         ):

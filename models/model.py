@@ -5,7 +5,10 @@
     text  --text backbone----> Linear+LN --> t [B, D] /
 
 D is the fusion width. With `mil.name: dsmil` (bag datasets) the vision backbone encodes each
-instance of a bag and DSMIL (models/dsmil.py) gives the bag's logits; `fused` is its bag embedding. `modalities: image` or `text` is the single-modality ablation: the other
+instance of a bag and DSMIL (models/dsmil.py) gives the bag's logits; `fused` is its bag embedding.
+With `volume.name` (resnet3d, swin3d: models/volume3d.py) a MONAI 3-D network encodes the whole
+volume (`volume` in the batch) and the task heads read its pooled features, which are `fused`.
+`modalities: image` or `text` is the single-modality ablation: the other
 branch is not built and `fused` is that modality's projection. The model reads the token ids
 of its role (`input_ids_teacher` or `input_ids_student`) from the shared batch.
 """
@@ -31,8 +34,15 @@ class KDModel(nn.Module):
         self.role, self.modalities = role, cfg.modalities
         d = cfg.fusion.dim
         self.vision = self.text = self.fusion = self.mil = None
-        self.proj_image = self.proj_text = None
+        self.proj_image = self.proj_text = self.volume = None
         self.tasks = tuple(kind.tasks)
+        if cfg.volume.name != "none":  # whole volumes: a 3-D encoder, then the kind's heads
+            from models.volume3d import build_volume  # MONAI is imported only by a 3-D model
+
+            self.volume = build_volume(cfg.volume, channels, key=f"{role}.volume")
+            self.heads = nn.ModuleList(kind.head(self.volume.out_dim, t, cfg.dropout) for t in self.tasks)
+            self.feature_dim = self.volume.out_dim
+            return
         if cfg.mil.name == "dsmil":  # bags: the vision backbone encodes instances, DSMIL scores bags
             self._build_mil(cfg, kind, channels, role)
             return
@@ -71,6 +81,10 @@ class KDModel(nn.Module):
         self.feature_dim = self.mil.embedding_dim  # the bag embedding: what feature KD terms see
 
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        if self.volume is not None:
+            f = self.volume(batch["volume"])
+            logits = {task: head(f) for task, head in zip(self.tasks, self.heads, strict=True)}
+            return ModelOutput(logits=logits, image=f, text=None, fused=f)
         if self.mil is not None:
             out = self.mil(batch["image"], batch.get("instance_mask"))
             return ModelOutput(

@@ -1,13 +1,16 @@
 """make report: rebuild docs/*.md, docs/results.csv and docs/img/*.png from the MLflow database.
 
-    python -m reports [--sweep-id RUN_ID] [--out docs] [--log-figures]
+    python -m reports [--sweep-id RUN_ID] [--out docs] [--log-figures] [--read auto|sql|mlflow]
 
 Reads only the run database (through reports.query) and writes nothing to it: the database and
 the artifact folder are unchanged, so a copied store (a colleague's mlruns/) can be reported.
 Rebuilding from the same database gives byte-identical files. `--log-figures` (what sweeps use at
 their end) also logs the figures to each reported sweep's parent run. An X-Lite sweep
 (study_kind=xlite, seed 004) adds docs/xlite_experiments.md and docs/xlite_results.csv; a MIL
-loss sweep (study_kind=mil, seed 002) adds docs/mil_loss_analysis.md.
+loss sweep (study_kind=mil, seed 002) adds docs/mil_loss_analysis.md. `--read` picks how runs
+are read: `sql` (MLflow's tables of a sqlite or other SQL store, directly: the fast path),
+`mlflow` (the MLflow client, as over a tracking server), `auto` (sql where the store is SQL);
+both give the same files.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from reports import loss_doc
+from reports import loss_doc, plots
 from reports.common import Config, configs, header, incomplete_section
 from reports.mil_data import load as mil_load
 from reports.mil_doc import document as mil_document
@@ -30,11 +33,14 @@ from reports.xlite_data import latest, load
 from reports.xlite_doc import document as xlite_document
 
 
-def build(out: Path, sweep_id: str | None = None, log_figures: bool = False) -> list[Path]:
+def build(
+    out: Path, sweep_id: str | None = None, log_figures: bool = False, read: str = "auto"
+) -> list[Path]:
     """Write every document; returns the files written. Nothing is written to the tracking
-    store unless `log_figures`: then each sweep's figures are logged to its parent run."""
+    store unless `log_figures`: then each sweep's figures are logged to its parent run.
+    `read`: the reader of the runs ("auto", "sql", "mlflow"), the same files from each."""
     uri = tracking.display_uri()  # as the user named it: no machine's absolute path in the docs
-    found = sweeps(sweep_id)
+    found = sweeps(sweep_id, via=read)
     out.mkdir(parents=True, exist_ok=True)
     img = out / "img"
     head = header(uri)
@@ -135,6 +141,7 @@ def build(out: Path, sweep_id: str | None = None, log_figures: bool = False) -> 
     ]
     index += incomplete_section(found)
     write("index.md", index)
+    plots.drawn()  # every figure on disk (one may still be in the worker of plots.beside)
     # a figure no document shows any more (e.g. a Pareto plot now left out) is a stale output
     shown = {
         m for p in written if p.suffix == ".md" for m in re.findall(r"\(img/([^)]+\.png)\)", p.read_text())
@@ -161,8 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also log the figures to each reported sweep's parent run (writes to the store)",
     )
+    p.add_argument(
+        "--read",
+        choices=("auto", "sql", "mlflow"),
+        default="auto",
+        help="read runs from MLflow's SQL tables directly (sql, fast), through the MLflow client "
+        "(mlflow, as a tracking server needs) or sql where the store is SQL (auto)",
+    )
     a = p.parse_args(argv)
-    written = build(a.out, a.sweep_id or None, log_figures=a.log_figures)
+    with plots.beside():  # figures rendered in a worker process while the documents go on
+        written = build(a.out, a.sweep_id or None, log_figures=a.log_figures, read=a.read)
     for path in written:
         print(f"wrote {path}")
     if len(written) == 1:

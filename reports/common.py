@@ -87,9 +87,13 @@ class Config:
         return self.on(self.matched)
 
     def run_of(self, seed: int) -> pd.Series:
-        """run_id and artifact_uri of the run of `seed` (only those: the runs frame is wide)."""
-        mask = self.runs["params.seed"].astype(int) == seed
-        return self.runs.loc[mask, ["run_id", "artifact_uri"]].iloc[0]
+        """run_id and artifact_uri of the run of `seed` (only those: the runs frame is wide).
+        A loop over the few runs: pandas' indexing took milliseconds a call, seconds a report."""
+        runs = self.runs
+        for s, rid, uri in zip(runs["params.seed"], runs["run_id"], runs["artifact_uri"], strict=True):
+            if int(s) == seed:
+                return pd.Series({"run_id": rid, "artifact_uri": uri})
+        raise IndexError(f"{self.label}: no run of seed {seed}")
 
     def values(self, metric: str) -> list[float]:
         col = f"metrics.{metric}"

@@ -3,6 +3,11 @@
 A sweep is a FINISHED parent run (tag stage=sweep) with a `trials.json` artifact listing every
 configuration and its run or error. By default the latest sweep per (study, dataset) is
 reported; `sweep_id` picks another for its (study, dataset). Reading writes nothing.
+
+Runs come as frames shaped like `mlflow.search_runs(output_format="pandas")` (run_id, status,
+artifact_uri, start_time, metrics.*, params.*, tags.*), whichever reader fills them: "sql"
+(MLflow's tables of a SQL store, read directly) or "mlflow" (the client, as over a tracking
+server); `sweeps(via=...)` picks it for the whole build, "auto" the fast one where it can.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import tracking
@@ -28,6 +35,7 @@ class Sweep:
     sweep_hash: str
     start_time: str
     trials: list[dict]
+    artifact_uri: str = ""  # the parent run's, for its other artifacts (sweep_text)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # FINISHED student runs of the sweep
     incomplete: list[dict] = field(default_factory=list)  # FAILED/KILLED runs, failed configurations
     seeds: list[int] = field(default_factory=list)  # the seeds the study asked for
@@ -47,14 +55,41 @@ def _asked_seeds(parent: pd.Series, trials: list[dict], runs: pd.DataFrame) -> l
     return sorted(seeds)
 
 
-def _ids_filter(ids: list[str]) -> str:
-    return "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"
+_READER = [tracking.Reader()]  # the reads of the current build, a new one from each `sweeps`
+
+
+def frame(records: list[dict]) -> pd.DataFrame:
+    """Run records (tracking.Reader.runs) as mlflow.search_runs would give them, rows by run_id
+    and columns sorted, each cell the same value (a param or tag a run lacks is NaN, a metric
+    NaN). One difference, for speed: params and tags are object columns, not pandas' string
+    dtype, which keeps one block per column: a real run's ~150 of them made every row selection
+    (a configuration's runs, a seed's run) copy ~150 arrays, seconds over a report."""
+    records = sorted(records, key=lambda r: r["run_id"])
+    cols: dict[str, Any] = {k: [r[k] for r in records] for k in ("run_id", "experiment_id", "status")}
+    cols["artifact_uri"] = [r["artifact_uri"] for r in records]
+    for k in ("start_time", "end_time"):  # the conversion mlflow.search_runs makes, run by run,
+        ms = [r[k] for r in records]  # at once where every run has the time (the same column)
+        whole = ms and None not in ms
+        cols[k] = (
+            pd.to_datetime(pd.array(ms, dtype="Int64"), unit="ms", utc=True)
+            if whole
+            else [pd.to_datetime(t, unit="ms", utc=True) for t in ms]
+        )
+    for key in sorted({k for r in records for k in r["metrics"]}):
+        cols[f"metrics.{key}"] = [r["metrics"].get(key, np.nan) for r in records]
+    for kind in ("params", "tags"):
+        for key in sorted({k for r in records for k in r[kind]}):
+            values = [r[kind].get(key, np.nan) for r in records]
+            cols[f"{kind}.{key}"] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
+    return pd.DataFrame(cols)
 
 
 def runs_by_id(ids: list[str]) -> pd.DataFrame:
-    """Runs by id, 100 ids per search request; missing ids (NaN, empty: an untagged run) are skipped."""
+    """Runs by id, 100 ids per search request; missing ids (NaN, empty: an untagged run) are skipped.
+    One frame per 100 ids, concatenated, over both readers: a param that a whole block lacks is
+    NaN there, not None, as it always was (results.csv prints what it gets)."""
     ids = sorted({i for i in ids if isinstance(i, str) and i})
-    frames = [tracking.runs_frame(_ids_filter(ids[i : i + 100])) for i in range(0, len(ids), 100)]
+    frames = [frame(_READER[0].runs(ids[i : i + 100])) for i in range(0, len(ids), 100)]
     frames = [f for f in frames if not f.empty]
     return (
         pd.concat(frames, ignore_index=True).sort_values("run_id", ignore_index=True)
@@ -63,9 +98,11 @@ def runs_by_id(ids: list[str]) -> pd.DataFrame:
     )
 
 
-def sweeps(sweep_id: str | None = None) -> list[Sweep]:
+def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
+    """The reported sweeps; `via` names the reader of the whole build ("auto", "sql", "mlflow")."""
     _PREDICTIONS.clear()  # a new build may read another (or a moved) store
-    parents = tracking.runs_frame("tags.stage = 'sweep' and attributes.status = 'FINISHED'")
+    _READER[0] = tracking.Reader(via)
+    parents = frame(_READER[0].runs(tags={"stage": "sweep"}, status="FINISHED"))
     if parents.empty:
         return []
     parents = parents.sort_values(["start_time", "run_id"])  # oldest first: later ones win
@@ -79,7 +116,7 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
         elif key not in pinned:
             chosen[key] = p
     # runs that did not finish, of every sweep, in one search (few rows; status is a column)
-    unfinished = tracking.runs_frame("attributes.status != 'FINISHED'")
+    unfinished = frame(_READER[0].runs(not_status="FINISHED"))
     out = []
     for (study, dataset), p in sorted(chosen.items()):
         text = artifacts.read_text(p["run_id"], p["artifact_uri"], "trials.json")
@@ -94,6 +131,7 @@ def sweeps(sweep_id: str | None = None) -> list[Sweep]:
             p["tags.sweep_hash"],
             str(p["start_time"])[:19],
             trials,
+            p["artifact_uri"],
         )
         finished = [t["run_id"] for t in trials if t.get("run_id") and t["status"].startswith("FINISHED")]
         runs = runs_by_id(finished)
@@ -135,14 +173,14 @@ def predictions(run: pd.Series) -> pd.DataFrame | None:
 
 def histories(run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:
     """Per-epoch values {(run_id, key): {step: value}} of metrics logged with step=epoch."""
-    c = tracking.client()
-    out = {}
-    for rid in sorted(set(run_ids)):
-        for key in keys:
-            points = c.get_metric_history(rid, key)
-            if points:  # several values at one step: the last logged wins, as in the MLflow UI
-                out[rid, key] = {m.step: m.value for m in sorted(points, key=lambda m: (m.step, m.timestamp))}
-    return out
+    got = _READER[0].histories(run_ids, keys)
+    # several values at one step: the last logged wins, as in the MLflow UI
+    return {
+        (rid, k): {step: v for step, _, v in sorted(got[rid, k], key=lambda p: (p[0], p[1]))}
+        for rid in sorted(set(run_ids))
+        for k in keys
+        if (rid, k) in got
+    }
 
 
 def run_text(run: pd.Series, path: str) -> str | None:
@@ -152,5 +190,4 @@ def run_text(run: pd.Series, path: str) -> str | None:
 
 def sweep_text(sweep: Sweep, path: str) -> str | None:
     """A text artifact of the sweep's parent run besides trials.json (e.g. phases.json), or None."""
-    parent = runs_by_id([sweep.run_id])
-    return None if parent.empty else run_text(parent.iloc[0], path)
+    return artifacts.read_text(sweep.run_id, sweep.artifact_uri, path)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -48,13 +50,16 @@ def _avg_f1(pred: pd.DataFrame, weights: np.ndarray, tasks: list[str]) -> np.nda
     )
 
 
+@functools.cache  # every comparison of a report resamples the same test set the same way
 def _weights(m: int, n: int, seed: int) -> np.ndarray:
-    """Row 0: the full test set; rows 1..n: bootstrap resamples of its m samples, as counts."""
+    """Row 0: the full test set; rows 1..n: bootstrap resamples of its m samples, as counts
+    (read-only: shared by every caller)."""
     rng = np.random.default_rng(seed)
     rows = np.stack([rng.integers(0, m, m) for _ in range(n)])
     weights = np.zeros((n + 1, m))
     weights[0] = 1.0
     np.add.at(weights, (np.repeat(np.arange(1, n + 1), m), rows.ravel()), 1.0)
+    weights.flags.writeable = False
     return weights
 
 
@@ -101,6 +106,18 @@ def bootstrap_interval(preds: list[pd.DataFrame], n: int = 1000, seed: int = 0) 
     return float(f[0]), float(lo), float(hi)
 
 
+def _binom_pmf(s: np.ndarray, n: int, p: float) -> np.ndarray:
+    """scipy.stats.binom.pmf(s, n, p) for s = 0..n, through the ufunc it calls (the same values):
+    importing scipy.stats takes about a second, scipy.special a third of that."""
+    try:
+        from scipy.special._ufuncs import _binom_pmf
+    except ImportError:  # a scipy without it: the public way
+        from scipy.stats import binom
+
+        return binom.pmf(s, n, p)
+    return np.clip(_binom_pmf(s, n, p), 0, 1)
+
+
 def uniform_guess_f1(labels: np.ndarray, k: int) -> float:
     """Expected macro-F1 over all k classes (zero_division=0, as the pipeline scores) when each
     test sample's class is guessed uniformly at random, given the test labels.
@@ -109,14 +126,12 @@ def uniform_guess_f1(labels: np.ndarray, k: int) -> float:
     and, given S = s, its true positives are hypergeometric with mean s n_c / N, so
     E[F1_c] = sum_s P(S = s) 2 s n_c / (N (n_c + s)); exact, O(N) per class. It equals 1/k only
     in the limit of balanced labels and many samples; imbalance lowers it."""
-    from scipy.stats import binom
-
     labels = np.asarray(labels)
     total = len(labels)
     if total == 0 or k < 1:
         return float("nan")
     s = np.arange(total + 1)
-    p_s = binom.pmf(s, total, 1.0 / k)
+    p_s = _binom_pmf(s, total, 1.0 / k)
     scores = []
     for c in range(k):
         n_c = int(np.sum(labels == c))

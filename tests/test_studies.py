@@ -85,7 +85,7 @@ def test_shipped_profile_composes_with_a_dataset_of_its_kind(profile):
     """Every profile validates, registry names and label loss included, with a dataset of the
     task kind it is made for (the X-Lite profiles are image-only and multilabel, the MIL ones
     read bags)."""
-    dataset = {"xlite": "synthetic-chestxray", "mil": "synthetic-brats"}.get(
+    dataset = {"xlite": "synthetic-chestxray", "mil": "synthetic-brats", "brats3d": "synthetic-brats"}.get(
         profile.split("-")[0], "synthetic-wound"
     )
     extra = ["loss.name=none"] if dataset == "synthetic-brats" else []

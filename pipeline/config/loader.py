@@ -236,31 +236,34 @@ def _absolute_root(dataset: Any) -> None:
 def check_extensions(
     cfg: ExperimentConfig, origins: Mapping[str, str] | None = None, where: str = ""
 ) -> None:
-    """Names that point into registries (fusions, losses, backbone sources) and the chosen
-    loss's own `params`, checked before any work. Imports torch, hence not at module load."""
-    from losses import LOSSES
-    from models.backbones import TEXT, VISION
-    from models.fusions import FUSIONS
+    """Names that point into registries (fusions, losses, backbone sources, task kinds) and the
+    chosen loss's own `params`, checked before any work. The names come from the registries'
+    source (pipeline.config.extensions), so validating imports no torch; only a non-empty
+    `loss.params` imports its loss, whose `Params` dataclass checks them."""
+    from pipeline.config.extensions import declared
 
     for role in ("teacher", "student"):
         m = getattr(cfg, role)
-        FUSIONS.get(m.fusion.name, f"{role}.fusion.name")
-        VISION.get(m.vision.source, f"{role}.vision.source")
-        TEXT.get(m.text.source, f"{role}.text.source")
-    loss = LOSSES.get(cfg.loss.name, "loss.name")
-    _convert_dataclass(loss.Params, dict(cfg.loss.params), "loss.params", origins or {}, where)
-    from tasks import TASK_KINDS
-
-    kind = TASK_KINDS.get(cfg.dataset.kind, "dataset.kind")
-    if kind.name not in loss.kinds:
+        declared("FUSIONS").get(m.fusion.name, f"{role}.fusion.name")
+        declared("VISION").get(m.vision.source, f"{role}.vision.source")
+        declared("TEXT").get(m.text.source, f"{role}.text.source")
+        if m.volume.name != "none":
+            declared("MODELS3D").get(m.volume.name, f"{role}.volume.name")
+    loss = declared("LOSSES").get(cfg.loss.name, "loss.name")
+    if cfg.loss.params:  # empty ones are valid for every loss (tests/test_startup.py checks it)
+        params = dict(cfg.loss.params)
+        _convert_dataclass(loss.load().Params, params, "loss.params", origins or {}, where)
+    kind = declared("TASK_KINDS").get(cfg.dataset.kind, "dataset.kind")
+    if kind.name not in loss.attr("kinds"):
         at = (origins or {}).get("loss.name", where)
         raise ConfigError(
-            f"{at}: loss.name: {cfg.loss.name!r} is for {', '.join(loss.kinds)} datasets, and "
+            f"{at}: loss.name: {cfg.loss.name!r} is for {', '.join(loss.attr('kinds'))} datasets, and "
             f"dataset {cfg.dataset.name!r} is {kind.name} (dataset.kind)"
         )
-    if cfg.loss.label_loss not in kind.label_losses:
+    label_losses = kind.attr("label_losses")
+    if cfg.loss.label_loss not in label_losses:
         at = (origins or {}).get("loss.label_loss", where)
         raise ConfigError(
             f"{at}: loss.label_loss: {cfg.loss.label_loss!r} is not a label loss of {kind.name} tasks "
-            f"(dataset.kind); valid: {', '.join(kind.label_losses)}"
+            f"(dataset.kind); valid: {', '.join(label_losses)}"
         )

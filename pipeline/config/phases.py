@@ -18,11 +18,11 @@ phase lists the earlier run under its own id.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from core.schema import positive
 
@@ -103,17 +103,17 @@ def choose(candidates: Sequence[Mapping[str, Any]], mode: str) -> Choice | None:
     no configuration has a dev value."""
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in candidates:
-        if row.get("dev") is not None and not np.isnan(row["dev"]):
+        if row.get("dev") is not None and not math.isnan(row["dev"]):
             groups.setdefault(tuple(row["defining"]), []).append(row)
     if not groups:
         return None
     sign = 1.0 if mode == "max" else -1.0
-    best = max(groups.values(), key=lambda rows: sign * float(np.mean([r["dev"] for r in rows])))
+    best = max(groups.values(), key=lambda rows: sign * statistics.fmean(r["dev"] for r in rows))
     first = best[0]
     return Choice(
         first["exp_id"],
         tuple(first["defining"]),
         dict(first["point"]),
-        float(np.mean([r["dev"] for r in best])),
+        statistics.fmean(r["dev"] for r in best),
         tuple(sorted({r["run_id"] for r in best if r.get("run_id")})),
     )

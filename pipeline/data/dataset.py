@@ -12,6 +12,9 @@ Batch contract (every key always present)::
 
 Multiple-instance datasets (pipeline.data.mil): image is uint8 [B, N_max, C, S, S], one bag per
 sample padded to the split's largest bag, plus instance_mask bool [B, N_max] (True = real).
+BraTS datasets read by a 3-D model (models/volume3d.py) also carry `volume` uint8 [B, C, X, Y, Z],
+each patient's whole volume (pipeline.data.volumes); without a DSMIL model in the run there is
+no `image` (no bag of slices is decoded), so each model reads the input it needs.
 
 Token tensors are trimmed to the longest sequence in the batch. Everything is held in memory
 as tensors, so a batch is an indexing operation (`__getitems__`), not B Python calls.
@@ -20,21 +23,22 @@ as tensors, so a batch is an indexing operation (`__getitems__`), not B Python c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
-from transformers import PreTrainedTokenizerBase
 
 from core.schema import DatasetConfig, SplitConfig, TokenizerConfig
 from pipeline.data.images import ImageSet
 from pipeline.data.medpix import SPLITS, Sample, drop_unseen, label_maps, read_dataset
 from pipeline.data.splits import apply_split
-from pipeline.data.text import encode, load_tokenizer
 from tasks import TASK_KINDS, TaskKind
+
+if TYPE_CHECKING:  # transformers (~1 s) is imported only when a role reads text
+    from transformers import PreTrainedTokenizerBase
 
 ROLES = ("teacher", "student")
 
@@ -46,14 +50,16 @@ class KDDataset(Dataset):
         self.t = tensors
         self.tasks = tasks
         self.augment = augment
-        size = tensors["image"].shape[-1]
-        self._aug = {
-            "none": None,
-            "flip": v2.RandomHorizontalFlip(),
-            "flip_crop": v2.Compose(
-                [v2.RandomHorizontalFlip(), v2.RandomResizedCrop(size, scale=(0.8, 1.0), antialias=True)]
-            ),
-        }[augment]
+        self._aug = None
+        if "image" in tensors:  # absent when only 3-D models read the data (volumes flip below)
+            size = tensors["image"].shape[-1]
+            self._aug = {
+                "none": None,
+                "flip": v2.RandomHorizontalFlip(),
+                "flip_crop": v2.Compose(
+                    [v2.RandomHorizontalFlip(), v2.RandomResizedCrop(size, scale=(0.8, 1.0), antialias=True)]
+                ),
+            }[augment]
 
     def __len__(self) -> int:
         return len(self.t["index"])
@@ -64,6 +70,10 @@ class KDDataset(Dataset):
         batch["labels"] = {task: self.t["labels"][task][i] for task in self.tasks}
         if self._aug is not None:
             batch["image"] = torch.stack([self._aug(im) for im in batch["image"]])
+        if "volume" in batch and self.augment != "none":  # train.augment: flip (schema checks it)
+            from pipeline.data.volumes import random_flips
+
+            batch["volume"] = random_flips(batch["volume"])
         return batch
 
     def __getitem__(self, i: int) -> dict:
@@ -99,19 +109,25 @@ class DataBundle:
     tokenizers: Mapping[str, PreTrainedTokenizerBase | None]  # None: that role reads no text
     image_size: int
     channels: int
+    # split -> each sample's patient (case) id, in split order: what predictions' `index` points
+    # to, so runs of different models on the same split can be joined by patient
+    case_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def facts(self) -> dict[str, float]:
-        """Facts of the train split worth logging: for bags, bags per class of the (single) task
-        and instances per bag (median, min, max); nothing for one-image samples."""
+        """Facts of the train split worth logging: for bags (or whole volumes), bags per class of
+        the (single) task, and instances per bag (median, min, max) for bags of slices; nothing
+        for one-image samples."""
         t = self.splits["train"].t
-        if "instance_mask" not in t:
+        if "instance_mask" not in t and "volume" not in t:
             return {}
         (task,) = self.tasks
-        sizes = t["instance_mask"].sum(1).float()
         out = {
             f"data/train_bags/{c}": float((t["labels"][task] == i).sum())
             for i, c in enumerate(self.label_maps[task])
         }
+        if "instance_mask" not in t:
+            return out
+        sizes = t["instance_mask"].sum(1).float()
         out.update(
             {
                 "data/instances_median": float(sizes.median()),
@@ -165,15 +181,22 @@ def _tensors(
     kind: TaskKind,
     toks: Mapping[str, PreTrainedTokenizerBase | None],
     tok_cfgs: Mapping[str, TokenizerConfig],
+    volumes: Any = None,
 ) -> dict[str, torch.Tensor]:
     texts = [s.text for s in samples]
-    out = {"image": torch.from_numpy(images.array), "index": torch.arange(len(samples))}
+    out = {"index": torch.arange(len(samples))}
+    if images is not None:  # None: only 3-D models read this data
+        out["image"] = torch.from_numpy(images.array)
+    if volumes is not None:  # whole volumes, for 3-D models
+        out["volume"] = torch.from_numpy(volumes.array)
     if hasattr(images, "mask"):  # bags: which instances are real (the rest is padding)
         out["instance_mask"] = torch.from_numpy(images.mask)
     for role in ROLES:
         if toks[role] is None:
             ids = mask = np.zeros((len(samples), 1), dtype=np.int64)
         else:
+            from pipeline.data.text import encode  # only a role that reads text needs transformers
+
             ids, mask = encode(toks[role], texts, tok_cfgs[role].max_length)
         out[f"input_ids_{role}"], out[f"attention_mask_{role}"] = (
             torch.from_numpy(ids),
@@ -204,10 +227,14 @@ def load_data(
     augment: str = "none",
     split: SplitConfig = SplitConfig(),
     seed: int = 0,
+    volume: tuple[tuple[int, ...], str] | None = None,
+    read_images: bool = True,
 ) -> DataBundle:
     """Read, validate, decode and tokenise train/dev/test, with train/dev formed as `split` asks
     (a cross-validation fold or the refit; folds depend on `seed`). A role whose tokenizer is
-    None reads no text: no tokenizer is built for it. Caches are written only at the end, after
+    None reads no text: no tokenizer is built for it. `volume` (shape, fit): also decode each
+    patient's whole volume (BraTS, for 3-D models); `read_images=False`: decode no images or
+    bags (only 3-D models read the data). The split does not depend on either. Caches are written only at the end, after
     every check and every decode succeeded, so bad data writes nothing."""
     tasks = tuple(cfg.tasks)
     splits, maps = read_splits(cfg)
@@ -216,7 +243,9 @@ def load_data(
         maps = label_maps(splits["train"], tasks)
         splits = drop_unseen(cfg, splits, maps)
     kind = TASK_KINDS.get(cfg.kind, "dataset.kind")(maps)
-    if cfg.is_bags:
+    if not read_images:
+        images = dict.fromkeys(SPLITS)
+    elif cfg.is_bags:
         from pipeline.data.mil import PaddedBags
 
         images = {n: PaddedBags(cfg, splits[n], image_size) for n in SPLITS}
@@ -225,17 +254,26 @@ def load_data(
     train_texts = [s.text for s in splits["train"]]
     # Hub/folder tokenizers first: a bad name must fail before a WordPiece cache is written.
     reading = [r for r in ROLES if tokenizers[r] is not None]
+    if reading:  # image-only models never import transformers
+        from pipeline.data.text import load_tokenizer
     order = sorted(reading, key=lambda r: tokenizers[r].name == "wordpiece")
     toks: dict[str, PreTrainedTokenizerBase | None] = dict.fromkeys(ROLES)
     toks.update({r: load_tokenizer(tokenizers[r], train_texts, key=f"{r}.text.tokenizer") for r in order})
-    for im in images.values():
-        im.save()
+    volumes = dict.fromkeys(SPLITS)
+    if volume is not None:
+        from pipeline.data.volumes import VolumeArray
+
+        volumes = {n: VolumeArray(cfg, splits[n], *volume) for n in SPLITS}
+    for im in [*images.values(), *volumes.values()]:
+        if im is not None:
+            im.save()
     datasets = {
         n: KDDataset(
-            _tensors(splits[n], images[n], tasks, kind, toks, tokenizers),
+            _tensors(splits[n], images[n], tasks, kind, toks, tokenizers, volumes[n]),
             tasks,
             augment if n == "train" else "none",
         )
         for n in SPLITS
     }
-    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, cfg.channels)
+    ids = {n: tuple(s.case_id for s in splits[n]) for n in SPLITS}
+    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, cfg.channels, ids)

@@ -13,7 +13,6 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.schema import DatasetConfig, SplitConfig
-from pipeline.data.folds import assign_folds, fold_indices
 from pipeline.data.medpix import Sample
 
 
@@ -39,6 +38,8 @@ def apply_split(
         return out
     if not split.folds:
         return out
+    from pipeline.data.folds import assign_folds, fold_indices  # scikit-learn: only folds need it
+
     pool = [*splits["train"], *splits["dev"]]
     groups = [s.case_id for s in pool] if split.group is not None else [str(i) for i in range(len(pool))]
     # unstratified multi-label folds go through the grouped multi-class splitter with one class

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from pipeline import tracking
+from pipeline.config.identity import needs_teacher, teacher_hash
 from pipeline.config.study import StudyConfig, Trial, short
 
 Say = Callable[[str], None]
@@ -117,7 +118,6 @@ def stopped_early(result: dict) -> bool:
 
 def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print) -> Batch:
     from pipeline.sweeps import tune_runner
-    from pipeline.training.run import needs_teacher, teacher_hash
 
     study, exp = ctx.study, ctx.experiment
     finished = {

@@ -14,11 +14,14 @@ needs RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,20 +60,33 @@ def job_env() -> dict[str, str]:
     return env
 
 
-def connect() -> None:
-    """ray.init once: on this machine, or the cluster at RAY_ADDRESS (checked first)."""
+def address() -> str:
+    """RAY_ADDRESS: the cluster to join; empty for a Ray of this sweep's own on this machine."""
+    return os.environ.get("RAY_ADDRESS", "").strip()
+
+
+def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
+    """ray.init once: on this machine, or the cluster at RAY_ADDRESS (checked first). On this
+    machine, the first `warm_slots` workers import `warm_modules` as they start (warm)."""
     import ray
 
     if ray.is_initialized():
         return
+    log = logging.getLogger("ray._private.worker")
+    if threading.current_thread() is not threading.main_thread() and not log.filters:
+        log.addFilter(_NotMainThread())  # sigterm_exits sets the handler instead
     env = job_env()
-    address = os.environ.get("RAY_ADDRESS", "").strip()
-    if not address:
+    cluster = address()
+    if not cluster:
+        from pipeline.sweeps import warm
+
         # "local": a Ray of this sweep's own. Plain ray.init() would join whatever `ray start`
-        # left on this machine (/tmp/ray/ray_current_cluster), and hang on a stale one.
-        ray.init(address="local", include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+        # left on this machine (/tmp/ray/ray_current_cluster), and hang on a stale one. Its
+        # processes inherit the job's environment (no runtime_env: see pipeline.sweeps.warm).
+        with _environ({**env, **warm.environment(warm_modules, warm_slots)}):
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
         return
-    _probe(address)
+    _probe(cluster)
     runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}
     # Ray retries a refused connection for a while, logging each attempt from C++ to fd 2:
     # capture it, keep it only on success, and shorten the retries (the port answered already).
@@ -79,12 +95,41 @@ def connect() -> None:
     try:
         with _stderr_captured() as captured:
             try:
-                ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+                ray.init(address=cluster, runtime_env=runtime_env, log_to_driver=False)
             except Exception as e:
-                raise ClusterError(_explain(address, captured(), e)) from None
+                raise ClusterError(_explain(cluster, captured(), e)) from None
     finally:
         if wait is None:
             os.environ.pop("RAY_gcs_server_port_wait_time_s", None)
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the block (what the processes started meanwhile inherit)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def sigterm_exits() -> None:
+    """SIGTERM ends the driver through sys.exit, so Ray shuts down at exit: what ray.init sets
+    up when it runs in the main thread (pipeline.sweeps.sweep.start_ray runs it in another)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+
+class _NotMainThread(logging.Filter):
+    """Drops ray.init's warning that it set no SIGTERM handler outside the main thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
 
 
 def _probe(address: str) -> None:

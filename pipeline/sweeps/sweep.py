@@ -1,7 +1,11 @@
 """A whole study in one command: validate, resume, then each phase's batch, summary.
 
 1. The study and every trial configuration are validated before Ray starts (a phase that starts
-   from an earlier phase's choice is validated on a stand-in choice).
+   from an earlier phase's choice is validated on a stand-in choice), and the dataset is read
+   once, as a check. Validation imports no torch, MLflow or Ray (pipeline.config.extensions):
+   a bad file is one line within a second. Ray then starts in a thread while this process
+   opens the MLflow store (on a cluster, RAY_ADDRESS, only once the cluster answered: one that
+   cannot be reached is one line, with nothing written to MLflow).
 2. Resume: runs of this sweep (same `sweep_hash`) left RUNNING by a dead driver are marked
    KILLED; configurations with a FINISHED student run (same config hash) are not run again.
 3. One parent MLflow run per invocation (tags study, dataset, git commit, sweep_hash; the study
@@ -17,15 +21,19 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+from core.schema import DatasetConfig, ExperimentConfig
 from pipeline import tracking
+from pipeline.config.identity import experiment_name, teacher_hash
 from pipeline.config.loader import config_hash, to_dict
 from pipeline.config.phases import Phase, choose
 from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
 from pipeline.sweeps.batch import Context, Row, run_batch
+from pipeline.sweeps.cluster import address
 
 Say = Callable[[str], None]
 
@@ -59,8 +67,6 @@ def study_kind(space: Mapping, report: str = "") -> str:
 
 def _check_teacher_ranges(study: StudyConfig, extra: Sequence[str]) -> None:
     """Ranges may not change the teacher: teachers are trained up front, per discrete value."""
-    from pipeline.training.run import teacher_hash
-
     for key, spec in study.space.items():
         if isinstance(spec, tuple):
             continue
@@ -73,12 +79,70 @@ def _check_teacher_ranges(study: StudyConfig, extra: Sequence[str]) -> None:
             )
 
 
+def check_data(cfg: DatasetConfig) -> None:
+    """Read and check the dataset's splits with the readers pipeline.data.dataset.read_splits
+    uses, without importing torch (that module builds torch datasets): one line on bad data."""
+    if cfg.format == "chestxray":
+        from pipeline.data.chestxray import samples
+    elif cfg.is_bags:
+        from pipeline.data.mil import samples
+    else:
+        from pipeline.data.medpix import read_dataset as samples
+    samples(cfg)
+
+
+def warm_modules(cfgs: Sequence[ExperimentConfig]) -> list[str]:
+    """What the trials of these configurations import: Ray Tune and the trial's code, timm
+    (every vision source builds on it) and transformers when a model reads text."""
+    reads_text = any(getattr(c, r).modalities != "image" for c in cfgs for r in ("teacher", "student"))
+    return [
+        "pipeline.sweeps.tune_runner",
+        "pipeline.training.run",
+        "timm",
+        *(["transformers"] if reads_text else []),
+    ]
+
+
+def start_ray(warm: Sequence[str] = (), slots: int = 0) -> Callable[[], None]:
+    """Ray (pipeline.sweeps.cluster.connect; its first `slots` workers import `warm`) and Ray
+    Tune's import in a thread; returns the wait for it, which raises its error (ClusterError)
+    in the caller. The thread mostly waits on Ray's processes, so the caller's own work
+    (opening MLflow) runs meanwhile."""
+    import ray  # noqa: F401  (here: one thread imports Ray's modules, the other MLflow's)
+
+    from pipeline.sweeps.cluster import connect, sigterm_exits
+
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            connect(warm, slots)
+            from pipeline.sweeps import tune_runner  # noqa: F401  (Ray Tune: ~1 s of imports)
+        except BaseException as e:  # handed to the caller's thread
+            errors.append(e)
+        finally:
+            done.set()
+        if not errors:
+            # Ray's processes get Linux's parent-death signal, which follows the *thread* that
+            # started them: were this thread to end, they would be killed. It stays, parked.
+            threading.Event().wait()
+
+    thread = threading.Thread(target=target, name="kdsweep-ray-start", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        done.wait()
+        if errors:
+            raise errors[0]
+        sigterm_exits()
+
+    return wait
+
+
 def run_sweep(
     study_path: str, extra: Sequence[str] = (), seeds: int | None = None, say: Say = print
 ) -> SweepResult:
-    from pipeline.sweeps import tune_runner
-    from pipeline.training.run import experiment_name
-
     study, text = load_study(study_path, seeds)
     extra = tuple(extra)
     spaces = [study.space] + [p.space for p in study.phases]
@@ -89,16 +153,17 @@ def run_sweep(
     validated, planned = plan_trials(study, extra)  # every configuration, before Ray
     _check_teacher_ranges(study, extra)
     first = validated[0].cfg
-    from pipeline.data.dataset import read_splits
-
-    read_splits(first.dataset)  # bad data: one line now, not N failed trials
+    check_data(first.dataset)  # bad data: one line now, not N failed trials
     exp = experiment_name(first)
     sweep_hash = config_hash({"study": to_dict(study), "extra": list(extra)})
-    # Ray first: an unreachable cluster is one line, with nothing written to MLflow yet.
-    tune_runner.start()
+    ray_ready = start_ray(warm_modules([t.cfg for t in validated]), study.max_concurrent)
+    if address():  # a cluster that cannot be reached or refuses us: one line, nothing in MLflow
+        ray_ready()
+    # Ray on this machine: MLflow's import and the store's set-up (~3 s) overlap its start
     stale = tracking.kill_stale(
         exp, {"sweep_hash": sweep_hash}, "driver died: found RUNNING when the sweep resumed"
     )
+    ray_ready()
     if stale:
         say(f"resume: marked {len(stale)} run(s) left RUNNING by a dead driver as KILLED")
     plan = study.plan()

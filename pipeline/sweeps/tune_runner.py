@@ -14,15 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault(
-    "RAY_AIR_NEW_OUTPUT", "0"
-)  # Ray's classic status table (see Progress for the live view)
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-# Trials run in the driver's working directory, so relative paths (dataset roots such as
-# data/synthetic-wound, the sqlite store) mean the same thing in a trial as on the command line.
-os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-
-from ray import tune  # noqa: E402
+from ray import tune
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EARLY_STOP = "stopped before finishing (early stopping by the scheduler)"

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from core.schema import ExperimentConfig, ModelConfig, SplitConfig
+from core.schema import ExperimentConfig, ModelConfig
 from losses import LOSSES, LossContext
 from models.model import FrozenTeacher, KDModel, parameter_count, size_mb
 from pipeline import tracking
+from pipeline.config.identity import experiment_name, needs_teacher, teacher_hash
 from pipeline.config.loader import config_hash, dump_yaml, flatten
 from pipeline.data.dataset import DataBundle, load_data
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
@@ -41,25 +42,6 @@ class RunResult:
     student: dict[str, float]
 
 
-def teacher_hash(cfg: ExperimentConfig) -> str:
-    """What determines the teacher's weights: its model, the data, the seed, its training."""
-    train = dataclasses.replace(cfg.train, student_epochs=1)
-    parts = {
-        "teacher": cfg.teacher,
-        "dataset": cfg.dataset,
-        "seed": cfg.seed,
-        "train": train,
-        "label_loss": [cfg.loss.label_loss, cfg.loss.focal_gamma],
-    }
-    if cfg.split != SplitConfig():  # a fold's (or the refit's) own teacher; default: hash as before
-        parts["split"] = cfg.split
-    return config_hash(parts)
-
-
-def experiment_name(cfg: ExperimentConfig) -> str:
-    return f"kdsweep-{cfg.dataset.name}"
-
-
 def run_name(cfg: ExperimentConfig) -> str:
     return f"{cfg.dataset.name}-{cfg.student.fusion.name}-{cfg.loss.name}-s{cfg.seed}"
 
@@ -68,11 +50,6 @@ def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDM
     seed_everything(seed)
     tok = data.tokenizers[role]
     return KDModel(cfg, data.kind, len(tok) if tok is not None else 0, data.channels, role)
-
-
-def needs_teacher(cfg: ExperimentConfig) -> bool:
-    """Whether the student's loss reads a teacher; a sweep trains no teacher for one that does not."""
-    return LOSSES.get(cfg.loss.name, "loss.name").uses_teacher
 
 
 def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossContext:
@@ -153,7 +130,7 @@ def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
         "dataset": cfg.dataset.name,
         "stage": role,
         "fusion": m.fusion.name,
-        "vision": m.vision.name,
+        "vision": m.vision.name if m.volume.name == "none" else m.volume.name,  # 3-D: resnet3d, swin3d
         "text": m.text.name,
         "seed": str(cfg.seed),
         "profile": cfg.profile,
@@ -173,13 +150,19 @@ class Tracking:
 
 def prepare(cfg: ExperimentConfig, say: Say = print) -> tuple[DataBundle, torch.device]:
     device = resolve_device(cfg.train.device)
-    size = max(cfg.teacher.vision.image_size, cfg.student.vision.image_size)
+    models = [cfg.teacher, cfg.student]
+    flat = [m for m in models if m.volume.name == "none"]  # 3-D models read volumes, not images
+    size = max((m.vision.image_size for m in flat), default=0)
+    vols = [m.volume for m in models if m.volume.name != "none"]
+    volume = (vols[0].shape, vols[0].fit) if vols else None  # the schema makes both roles agree
     # an image-only model reads no text: no tokenizer is built (or trained) for it
     tokenizers = {
         r: None if getattr(cfg, r).modalities == "image" else getattr(cfg, r).text.tokenizer
         for r in ("teacher", "student")
     }
-    data = load_data(cfg.dataset, size, tokenizers, cfg.train.augment, cfg.split, cfg.seed)
+    data = load_data(
+        cfg.dataset, size, tokenizers, cfg.train.augment, cfg.split, cfg.seed, volume, bool(flat)
+    )
     n = {s: len(d) for s, d in data.splits.items()}
     how = (
         f" (fold {cfg.split.fold} of {cfg.split.folds} over train+dev)"

@@ -1,0 +1,35 @@
+"""What identifies a run and its teacher, from the config alone (no torch, no MLflow): the sweep
+driver groups trials by teacher and finds their runs with these before any trial starts, and
+pipeline.training.run names and tags the runs with the same functions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from core.schema import ExperimentConfig, SplitConfig
+from pipeline.config.extensions import declared
+from pipeline.config.loader import config_hash
+
+
+def teacher_hash(cfg: ExperimentConfig) -> str:
+    """What determines the teacher's weights: its model, the data, the seed, its training."""
+    train = dataclasses.replace(cfg.train, student_epochs=1)
+    parts = {
+        "teacher": cfg.teacher,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "train": train,
+        "label_loss": [cfg.loss.label_loss, cfg.loss.focal_gamma],
+    }
+    if cfg.split != SplitConfig():  # a fold's (or the refit's) own teacher; default: hash as before
+        parts["split"] = cfg.split
+    return config_hash(parts)
+
+
+def experiment_name(cfg: ExperimentConfig) -> str:
+    return f"kdsweep-{cfg.dataset.name}"
+
+
+def needs_teacher(cfg: ExperimentConfig) -> bool:
+    """Whether the student's loss reads a teacher; a sweep trains no teacher for one that does not."""
+    return bool(declared("LOSSES").get(cfg.loss.name, "loss.name").attr("uses_teacher"))
