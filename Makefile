@@ -16,6 +16,9 @@ MLFLOW_DB := sqlite:///$(CURDIR)/mlruns/mlflow.db
 # No model hub at run time by default; unset it (HF_HUB_OFFLINE=0) to download paper backbones.
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# where `make ui` serves the local store: the links that sweeps print point there
+export KDSWEEP_UI_HOST = $(HOST)
+export KDSWEEP_UI_PORT = $(PORT)
 
 .DEFAULT_GOAL := help
 SWEEP ?= sweeps/loss.yaml
@@ -66,7 +69,7 @@ demo: data ## set up, generate data, run the loss study (tiny models, CPU) and s
 	@echo ""
 	@echo "Done. The comparison documents are in docs/ (start at docs/index.md: docs/loss_explore.md,"
 	@echo "docs/results.csv, plots in docs/img/). Runs are in mlruns/mlflow.db, grouped under the sweep's"
-	@echo "parent run: make ui  (http://$(HOST):$(PORT))"
+	@echo "parent run: make ui, then open the runs link printed above (the \"Model training\" view)"
 
 run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
@@ -114,6 +117,7 @@ mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts p
 
 ui: setup ## the MLflow UI on the local store (HOST=127.0.0.1 PORT=5000)
 	@mkdir -p mlruns
+	@$(PY) -m pipeline links
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(MLFLOW_DB)} --host $(HOST) --port $(PORT)
 
 clean: ## remove generated data and caches (keeps .venv and mlruns/)

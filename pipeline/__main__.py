@@ -3,6 +3,7 @@
     python -m pipeline run <experiment.yaml|name> [key=value ...] [--retrain-teacher] [--no-track]
     python -m pipeline sweep <study.yaml|name> [key=value ...] [--dataset D --profile P --seeds N]
     python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
+    python -m pipeline links                  # each experiment's runs page in the MLflow UI
 
 User errors print one line (``error: ...``) and exit 2; a failed run exits 1.
 """
@@ -25,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from pipeline import tracking
+    from pipeline.config.identity import experiment_name
     from pipeline.config.loader import load_experiment
     from pipeline.tracking import tracking_uri
     from pipeline.training.run import run_experiment
@@ -77,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     reused = " (reused)" if result.teacher_reused else ""
     console.print(f"teacher run {result.teacher_run_id}{reused}   student run {result.student_run_id}")
-    console.print("open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri " + tracking_uri() + ")")
+    console.print(tracking.open_hint(experiment_name(cfg)), soft_wrap=True)
     return 0
 
 
@@ -85,6 +87,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from pipeline import tracking
     from pipeline.sweeps.sweep import run_sweep
     from pipeline.tracking import tracking_uri
 
@@ -117,7 +120,7 @@ def _sweep(args: argparse.Namespace) -> int:
         f"{result.teachers_trained} teacher(s) trained"
         + (f", {result.teachers_failed} teacher(s) FAILED" if result.teachers_failed else "")
     )
-    console.print("open the MLflow UI: make ui  (runs are grouped under the parent run)")
+    console.print(tracking.open_hint(result.experiment), soft_wrap=True)  # grouped under the parent run
     if not args.no_report:  # each sweep ends by regenerating the comparison documents
         from reports.__main__ import build
 
@@ -126,6 +129,18 @@ def _sweep(args: argparse.Namespace) -> int:
             f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})"
         )
     return 1 if any(r.status == "FAILED" for r in result.rows) and not args.allow_failures else 0
+
+
+def _links(args: argparse.Namespace) -> int:
+    """`make ui` prints these before the server starts: each experiment's runs page."""
+    from pipeline import tracking
+
+    found = tracking.experiment_links()
+    if not found:
+        print(f"no kdsweep experiment in {tracking.display_uri()} yet: run `make demo` or a sweep")
+    for name, link in found:
+        print(f"{name}: {link}")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -167,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("experiment")
     c.add_argument("overrides", nargs="*")
     c.set_defaults(func=_config)
+    ln = sub.add_parser("links", help="the MLflow UI link to each experiment's runs (what `make ui` prints)")
+    ln.set_defaults(func=_links)
     # key=value overrides may come before, between or after options (make passes options first)
     argv = list(sys.argv[1:] if argv is None else argv)
     is_override = ["=" in a and not a.startswith("-") for a in argv]

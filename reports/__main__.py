@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from reports import loss_doc, plots
-from reports.common import Config, configs, header, incomplete_section
+from reports.common import Config, configs, data_warnings, header, incomplete_section
 from reports.mil_data import load as mil_load
 from reports.mil_doc import document as mil_document
 from reports.other_docs import backbone_document, fusion_document, kd_document
@@ -141,6 +141,9 @@ def build(
     ]
     index += incomplete_section(found)
     write("index.md", index)
+    for line in data_warnings(found):
+        if line.startswith("- "):  # also said where the command runs, not only in the files
+            print(f"warning: runs on different data: {line[2:]}", file=sys.stderr)
     plots.drawn()  # every figure on disk (one may still be in the worker of plots.beside)
     # a figure no document shows any more (e.g. a Pareto plot now left out) is a stale output
     shown = {

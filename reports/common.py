@@ -173,8 +173,41 @@ def seeds_note(cs: list[Config]) -> list[str]:
     ]
 
 
+def data_warnings(sweeps: list[Sweep]) -> list[str]:
+    """A warning section when runs compared in one document read different data: within a
+    sweep and fold, more than one digest of a split (pipeline.data.digest, tags data.digest.*;
+    runs from before the digests carry none and are not judged). Empty when all agree."""
+    found = []
+    for s in sweeps:
+        runs = s.runs
+        if runs.empty:
+            continue
+        folds = runs["tags.fold"].fillna("") if "tags.fold" in runs else pd.Series("", index=runs.index)
+        for split in ("train", "dev", "test"):
+            col = f"tags.data.digest.{split}"
+            if col not in runs:
+                continue
+            for fold, part in runs[col].groupby(folds):
+                seen = part.dropna().value_counts()
+                if len(seen) > 1:
+                    where = f" fold {fold}" if fold else ""
+                    counts = ", ".join(f"`{d}` ({n} runs)" for d, n in sorted(seen.items()))
+                    found.append(f"- {s.dataset} / {s.study}{where}: {split} split digests {counts}")
+    if not found:
+        return []
+    return [
+        "## Warning: runs on different data",
+        "",
+        "Runs compared above did not read the same files and labels (their MLflow dataset inputs "
+        "show different digests): the data changed between them. Rerun them on one copy of the data.",
+        "",
+        *found,
+        "",
+    ]
+
+
 def incomplete_section(sweeps: list[Sweep]) -> list[str]:
-    lines = ["## Incomplete runs", ""]
+    lines = data_warnings(sweeps) + ["## Incomplete runs", ""]
     rows = [(s.dataset, s.study, i) for s in sweeps for i in s.incomplete]
     listed = {(d, st, i["what"]) for d, st, i in rows}
     for s in sweeps:  # a seed the study asked for that a configuration lacks, if trials.json omits it

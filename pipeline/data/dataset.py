@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from core.schema import DatasetConfig, SplitConfig, TokenizerConfig
+from pipeline.data.digest import split_digest
 from pipeline.data.images import ImageSet
 from pipeline.data.medpix import SPLITS, Sample, drop_unseen, label_maps, read_dataset
 from pipeline.data.splits import apply_split
@@ -112,6 +113,7 @@ class DataBundle:
     # split -> each sample's patient (case) id, in split order: what predictions' `index` points
     # to, so runs of different models on the same split can be joined by patient
     case_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    digests: Mapping[str, str] = field(default_factory=dict)  # split -> pipeline.data.digest
 
     def facts(self) -> dict[str, float]:
         """Facts of the train split worth logging: for bags (or whole volumes), bags per class of
@@ -276,4 +278,5 @@ def load_data(
         for n in SPLITS
     }
     ids = {n: tuple(s.case_id for s in splits[n]) for n in SPLITS}
-    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, cfg.channels, ids)
+    digests = {n: split_digest(cfg.root, splits[n]) for n in SPLITS}
+    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, cfg.channels, ids, digests)

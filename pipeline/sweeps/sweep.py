@@ -32,6 +32,7 @@ from pipeline.config.identity import experiment_name, teacher_hash
 from pipeline.config.loader import config_hash, to_dict
 from pipeline.config.phases import Phase, choose
 from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
+from pipeline.sweeps import summary
 from pipeline.sweeps.batch import Context, Row, run_batch
 from pipeline.sweeps.cluster import address
 
@@ -210,14 +211,12 @@ def run_sweep(
         parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
         if phases:
             parent.json(phases, "phases.json")
+        rows = summary.ordered(rows, study.mode, bool(study.phases))
+        parent.describe(
+            summary.markdown(study.name, first.dataset.name, study.metric, rows, bool(study.phases), trained)
+        )
         parent_id = parent.run_id
-    reverse = study.mode == "max"
-    ordered = (  # a phased study keeps its plan's order
-        rows
-        if study.phases
-        else sorted(rows, key=lambda r: (r.dev is None, -(r.dev or 0) if reverse else (r.dev or 0)))
-    )
-    return SweepResult(parent_id, exp, study.metric, ordered, trained, failed_teachers, phases)
+    return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases)
 
 
 def _phase_trials(

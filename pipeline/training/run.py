@@ -26,6 +26,7 @@ from pipeline import tracking
 from pipeline.config.identity import experiment_name, needs_teacher, teacher_hash
 from pipeline.config.loader import config_hash, dump_yaml, flatten
 from pipeline.data.dataset import DataBundle, load_data
+from pipeline.training.describe import describe
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
 from pipeline.training.stability import stability_metrics
 from pipeline.training.train import fit, resolve_device, seed_everything
@@ -118,6 +119,9 @@ def _peak_rss_mb() -> float:
 
 def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
     log.params(flatten(cfg))
+    sizes = {n: len(d) for n, d in data.splits.items()}
+    fold = str(cfg.split.fold) if cfg.split.folds else ("refit" if cfg.split.refit else "")
+    log.datasets(cfg.dataset.name, cfg.dataset.root, data.digests, sizes, fold)
     log.metrics(data.facts())  # what reports say about the data (bags: counts and sizes)
     log.text(dump_yaml(cfg), "config.yaml")
     # in the order of the model's heads (not sorted, unlike RunLog.json): what rebuilds the model
@@ -224,6 +228,7 @@ def ensure_teacher(
         )
         log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(teacher, data, cfg, device, log)
+        log.describe(describe(cfg, "teacher", metrics_))
         log.state_dict(teacher.state_dict(), "teacher/model.pt")
         return teacher, log.run_id, False, metrics_
 
@@ -273,6 +278,7 @@ def run_student(
         )
         log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(student, data, cfg, device, log)
+        log.describe(describe(cfg, "student", metrics_))
         log.state_dict(student.state_dict(), "student/model.pt")
         with tempfile.TemporaryDirectory() as d:
             for role, tok in data.tokenizers.items():

@@ -22,7 +22,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,7 +38,10 @@ if TYPE_CHECKING:
     import torch
     from mlflow.tracking import MlflowClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# MLflow 3's UI opens an experiment in its GenAI view unless this tag says model training
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NOTE = "mlflow.note.content"  # a run's description in the UI (markdown)
 _BATCH = 100  # MLflow's limit of params per log_batch call
 
 
@@ -100,15 +102,52 @@ def experiment_id(c: MlflowClient, name: str) -> str:
 
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # a store from before the tag
+            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return exp.experiment_id
     db = sqlite_path(tracking_uri())
     location = None
     if db is not None:  # keep artifacts beside the database, not in the CWD
         location = (db.parent / "artifacts").resolve().as_uri()
     try:
-        return c.create_experiment(name, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING})
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel process
         return c.get_experiment_by_name(name).experiment_id
+
+
+def ui_base() -> str:
+    """Where this store's MLflow UI is: the tracking server itself for an http(s) URI, else
+    where `make ui` serves the local store (KDSWEEP_UI_HOST / KDSWEEP_UI_PORT, which the
+    Makefile sets from its HOST and PORT; 127.0.0.1:5000 by default)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    host = os.environ.get("KDSWEEP_UI_HOST") or "127.0.0.1"
+    return f"http://{host}:{os.environ.get('KDSWEEP_UI_PORT') or '5000'}"
+
+
+def runs_link(experiment_id: str) -> str:
+    """The experiment's runs page in the UI's "Model training" view (MLflow 3 opens an
+    experiment in its GenAI view otherwise, where runs are not listed)."""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def open_hint(experiment: str) -> str:
+    """What to open to see `experiment`'s runs: the link, and `make ui` first for a local store."""
+    link = runs_link(experiment_id(client(), experiment))
+    if tracking_uri().startswith(("http://", "https://")):
+        return f"the runs in the MLflow UI: {link}"
+    return f"the runs in the MLflow UI (start it with `make ui`): {link}"
+
+
+def experiment_links(prefix: str = "kdsweep-") -> list[tuple[str, str]]:
+    """(name, runs link) of every active experiment whose name starts with `prefix`, tagging
+    those of an older store as model-training experiments on the way."""
+    c = client()
+    out = []
+    for exp in c.search_experiments(filter_string=f"name LIKE '{prefix}%'"):
+        out.append((exp.name, runs_link(experiment_id(c, exp.name))))
+    return sorted(out)
 
 
 def git_commit() -> str:
@@ -147,6 +186,31 @@ class RunLog:
 
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def describe(self, markdown: str) -> None:
+        """The run's description, shown at the top of its page in the UI."""
+        self.client.set_tag(self.run_id, NOTE, markdown)
+
+    def datasets(
+        self, name: str, root: str, digests: Mapping[str, str], sizes: Mapping[str, int], fold: str = ""
+    ) -> None:
+        """The splits the run used, as MLflow dataset inputs (context train/dev/test, and the
+        fold): `name`, the root as a source (relative where it lies inside the project, so no
+        machine's path shows), each split's digest and size. Also as tags `data.digest.<split>`,
+        which the report stage compares."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        p = Path(root)
+        if p.is_absolute() and p.resolve().is_relative_to(PROJECT_ROOT):
+            root = p.resolve().relative_to(PROJECT_ROOT).as_posix()
+        inputs = []
+        for split, digest in digests.items():
+            tags = [InputTag("mlflow.data.context", split)] + ([InputTag("fold", fold)] if fold else [])
+            profile = json.dumps({"num_rows": sizes.get(split, 0)})
+            entity = Dataset(name, digest, "local", json.dumps({"uri": root}), None, profile)
+            inputs.append(DatasetInput(entity, tags))
+        self.client.log_inputs(self.run_id, datasets=inputs)
+        self.tags({f"data.digest.{split}": d for split, d in digests.items()})
+
     def text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
 
@@ -184,7 +248,7 @@ class NullRunLog(RunLog):
     def _drop(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    params = metrics = tags = text = json = figure = file = folder = state_dict = _drop
+    params = metrics = tags = describe = datasets = text = json = figure = file = folder = state_dict = _drop
 
 
 @contextmanager
@@ -330,222 +394,5 @@ def log_files(run_id: str, files: list[Path], artifact_dir: str) -> None:
         c.log_artifact(run_id, str(f), artifact_dir)
 
 
-# Reading runs in bulk (the report stage). Two readers give the same records: "sql" reads
-# MLflow's own tables of a SQL store (sqlite or another SQLAlchemy URI) in a few read-only
-# queries and imports no MLflow (~1.5 s); "mlflow" goes through the public client (search_runs,
-# get_metric_history), all that a tracking server (http://) offers. The tables and columns read
-# are those of MLflow's schema since 1.x: runs, experiments, params, tags, latest_metrics, metrics.
-_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-_QUOTED = ("key", "value", "step", "timestamp")  # reserved words in some dialects
-_ENGINES: dict[str, Any] = {}  # SQLAlchemy engines of non-sqlite stores, one per URI
-_UNREADABLE: set[str] = set()  # stores whose tables could not be read: the client reads them
-_INFO = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")  # ms times
-
-
-class SqlUnreadable(Exception):
-    """MLflow's tables could not be read directly (e.g. an empty or an unmigrated database)."""
-
-
-def reader(via: str = "auto") -> str:
-    """The reader `via` names ("sql" or "mlflow"); "auto": "sql" wherever the store is SQL."""
-    uri = tracking_uri()
-    if via != "auto":
-        return via
-    return (
-        "sql" if uri.split(":", 1)[0].split("+")[0] in _SQL_SCHEMES and uri not in _UNREADABLE else "mlflow"
-    )
-
-
-def _sql(query: str, args: Mapping[str, Any]) -> list[tuple]:
-    """Rows of a read-only query on the store's tables, `{key}`-style names quoted; none from a
-    sqlite file that does not exist (no store yet: the client would create one)."""
-    uri = tracking_uri()
-    db = sqlite_path(uri)
-    if db is not None:
-        if not db.exists():
-            return []
-        try:  # mode=ro: this connection cannot write, whatever the query
-            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-            try:
-                return con.execute(query.format(**{n: f'"{n}"' for n in _QUOTED}), args).fetchall()
-            finally:
-                con.close()
-        except sqlite3.Error as e:
-            raise SqlUnreadable(str(e)) from e
-    import sqlalchemy as sa
-
-    if uri not in _ENGINES:
-        _ENGINES[uri] = sa.create_engine(uri)
-    quote = _ENGINES[uri].dialect.identifier_preparer.quote_identifier
-    try:
-        with _ENGINES[uri].connect() as con:  # closed without a commit: nothing is written
-            return [
-                tuple(r) for r in con.execute(sa.text(query.format(**{n: quote(n) for n in _QUOTED})), args)
-            ]
-    except sa.exc.SQLAlchemyError as e:
-        raise SqlUnreadable(str(e)) from e
-
-
-def _in(name: str, values: list) -> tuple[str, dict[str, Any]]:
-    """`(:name0, :name1, ...)` and its arguments: an IN list of bound values."""
-    args = {f"{name}{i}": v for i, v in enumerate(values)}
-    return "(" + ", ".join(f":{a}" for a in args) + ")", args
-
-
-def _sql_runs(
-    ids: list[str] | None, tags: Mapping[str, str], status: str | None, not_status: str | None
-) -> list[dict]:
-    where, args = ["r.lifecycle_stage = 'active'", "e.lifecycle_stage = 'active'"], {}
-    if ids is not None:
-        sql, args = _in("id", ids)
-        where.append(f"r.run_uuid IN {sql}")
-    for i, (k, v) in enumerate(tags.items()):
-        where.append(
-            f"EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid AND t.{{key}} = :k{i} AND t.{{value}} = :v{i})"
-        )
-        args.update({f"k{i}": k, f"v{i}": v})
-    if status is not None:
-        where.append("r.status = :status")
-        args["status"] = status
-    if not_status is not None:
-        where.append("r.status != :not_status")
-        args["not_status"] = not_status
-    rows = _sql(
-        "SELECT r.run_uuid, r.experiment_id, r.status, r.artifact_uri, r.start_time, r.end_time FROM runs r "
-        "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE " + " AND ".join(where),
-        args,
-    )
-    runs = {r[0]: {**dict(zip(_INFO, r, strict=True)), "metrics": {}, "params": {}, "tags": {}} for r in rows}
-    for run in runs.values():
-        run["experiment_id"] = str(run["experiment_id"])
-    found = sorted(runs)
-    for i in range(0, len(found), 500):  # IN lists of at most 500 bound values
-        sql, args = _in("id", found[i : i + 500])
-        for table in ("params", "tags"):
-            for rid, k, v in _sql(
-                f"SELECT run_uuid, {{key}}, {{value}} FROM {table} WHERE run_uuid IN {sql}", args
-            ):
-                runs[rid][table][k] = v
-        q = f"SELECT run_uuid, {{key}}, {{value}}, is_nan FROM latest_metrics WHERE run_uuid IN {sql}"
-        for rid, k, v, nan in _sql(q, args):
-            runs[rid]["metrics"][k] = float("nan") if nan else v
-    return list(runs.values())
-
-
-def _client_runs(
-    exps: list[str],
-    ids: list[str] | None,
-    tags: Mapping[str, str],
-    status: str | None,
-    not_status: str | None,
-) -> list[dict]:
-    clauses = [f"tags.{k} = '{v}'" for k, v in tags.items()]
-    clauses += [f"attributes.status = '{status}'"] if status else []
-    clauses += [f"attributes.status != '{not_status}'"] if not_status else []
-    clauses += ["attributes.run_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"] if ids is not None else []
-    c = client()
-    runs, token = [], None
-    while exps:
-        page = c.search_runs(exps, " and ".join(clauses), max_results=1000, page_token=token)
-        for r in page:
-            i, d = r.info, r.data
-            info = (i.run_id, i.experiment_id, i.status, i.artifact_uri, i.start_time, i.end_time)
-            runs.append(
-                {
-                    **dict(zip(_INFO, info, strict=True)),
-                    "metrics": dict(d.metrics),
-                    "params": dict(d.params),
-                    "tags": dict(d.tags),
-                }
-            )
-        token = page.token
-        if not token:
-            break
-    return runs
-
-
-def _read(via: str, sql: Any, through_client: Any) -> Any:
-    """`sql()` where the store is read directly, else `through_client()`; "auto" turns to the
-    client (saying so on stderr) for a store whose tables cannot be read."""
-    if reader(via) == "sql":
-        try:
-            return sql()
-        except SqlUnreadable as e:
-            if via == "sql":
-                raise
-            _UNREADABLE.add(tracking_uri())
-            print(f"tracking: reading {display_uri()} through the MLflow client ({e})", file=sys.stderr)
-    return through_client()
-
-
-def _sql_histories(ids: list[str], keys: list[str]) -> dict[tuple[str, str], list[tuple]]:
-    out: dict[tuple[str, str], list[tuple]] = {}
-    ksql, kargs = _in("k", keys)
-    for i in range(0, len(ids), 400):
-        isql, iargs = _in("id", ids[i : i + 400])
-        q = (
-            "SELECT run_uuid, {key}, {step}, {timestamp}, {value}, is_nan FROM metrics "
-            f"WHERE run_uuid IN {isql} AND {{key}} IN {ksql} "
-            "ORDER BY run_uuid, {key}, {timestamp}, {step}, {value}"  # get_metric_history's order
-        )
-        for rid, k, step, ts, v, nan in _sql(q, {**iargs, **kargs}):
-            out.setdefault((rid, k), []).append((step, ts, float("nan") if nan else v))
-    return out
-
-
-def _client_histories(ids: list[str], keys: list[str]) -> dict[tuple[str, str], list[tuple]]:
-    c = client()
-
-    def one(pair: tuple[str, str]) -> list[tuple]:
-        return [(m.step, m.timestamp, m.value) for m in c.get_metric_history(*pair)]
-
-    pairs = [(r, k) for r in ids for k in keys]
-    if tracking_uri().startswith(("http:", "https:")):  # a request per pair: several in flight
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(8) as pool:
-            points = list(pool.map(one, pairs))
-    else:
-        points = [one(p) for p in pairs]
-    return {p: pts for p, pts in zip(pairs, points, strict=True) if pts}
-
-
-class Reader:
-    """The reads of one report build: `via` names the reader ("auto": "sql" wherever the store is
-    SQL, else "mlflow"); through the client, the experiments are listed once per Reader."""
-
-    def __init__(self, via: str = "auto") -> None:
-        self.via = via
-        self._experiments: list[str] | None = None
-
-    def _experiment_ids(self) -> list[str]:
-        if self._experiments is None:
-            self._experiments = [e.experiment_id for e in client().search_experiments()]
-        return self._experiments
-
-    def runs(
-        self,
-        ids: list[str] | None = None,
-        tags: Mapping[str, str] | None = None,
-        status: str | None = None,
-        not_status: str | None = None,
-    ) -> list[dict]:
-        """The active runs of active experiments that match every condition given, as records:
-        run_id, experiment_id, status, artifact_uri, start_time and end_time (ms), and the dicts
-        params, tags and metrics (latest values, NaN where NaN was logged). Order unspecified."""
-        if ids is not None and not ids:
-            return []
-        t = dict(tags or {})
-        return _read(
-            self.via,
-            lambda: _sql_runs(ids, t, status, not_status),
-            lambda: _client_runs(self._experiment_ids(), ids, t, status, not_status),
-        )
-
-    def histories(self, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], list[tuple]]:
-        """Every logged (step, timestamp, value) of `keys` per (run_id, key) that has any, in
-        MLflow's order (timestamp, step, value): get_metric_history's, for many runs at once."""
-        ids, ks = sorted(set(run_ids)), sorted(set(keys))
-        if not ids or not ks:
-            return {}
-        return _read(self.via, lambda: _sql_histories(ids, ks), lambda: _client_histories(ids, ks))
+# the report stage's bulk reads (a SQL fast path beside the client): pipeline/tracking/read.py
+from pipeline.tracking.read import Reader, SqlUnreadable, reader  # noqa: E402, F401

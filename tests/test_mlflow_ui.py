@@ -1,0 +1,169 @@
+"""What the MLflow UI shows (issue 16), read the way the UI reads it: through the REST API of a
+real `mlflow server` process that a real sweep (`python -m pipeline sweep`, Ray Tune) logged to.
+Digests and the report's warning are also pinned on their own, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from support import mlflow_server, tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _get(uri: str, endpoint: str, **params) -> dict:
+    query = urllib.parse.urlencode(params)
+    with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/{endpoint}?{query}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _post(uri: str, endpoint: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        f"{uri}/api/2.0/mlflow/{endpoint}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _tags(obj: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in obj.get("tags", [])}
+
+
+@pytest.fixture(scope="module")
+def served_sweep(tmp_path_factory, synth_wound):
+    """A two-configuration sweep through the CLI into a real `mlflow server`: (uri, stdout)."""
+    tmp = tmp_path_factory.mktemp("ui")
+    study = tmp / "study.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "experiment": "default",
+                "space": {"loss.name": ["none", "vanilla"]},
+                "metric": "dev/avg_f1",
+                "mode": "max",
+                "seeds": [0],
+            }
+        )
+    )
+    with mlflow_server(tmp) as uri:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(tmp / "cache")}
+        cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), *tiny_overrides(synth_wound, 1)]
+        done = subprocess.run(
+            [*cmd, "--docs", str(tmp / "docs")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        yield uri, done.stdout
+
+
+def test_the_sweep_prints_the_link_to_its_runs_in_the_model_training_view(served_sweep):
+    uri, out = served_sweep
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    link = f"{uri}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning"
+    assert link in out.replace("\n", "")
+    assert _tags(exp)["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_parent_children_descriptions_and_dataset_inputs(served_sweep):
+    uri, _ = served_sweep
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+    by_stage: dict[str, list[dict]] = {}
+    for r in runs:
+        by_stage.setdefault(_tags(r["data"])["stage"], []).append(r)
+    (parent,) = by_stage["sweep"]
+    pid = parent["info"]["run_id"]
+    students, teachers = by_stage["student"], by_stage["teacher"]
+    assert len(students) == 2 and len(teachers) == 1
+    for r in students + teachers:
+        assert _tags(r["data"])["mlflow.parentRunId"] == pid and r["info"]["status"] == "FINISHED"
+    # the parent's description is the summary table, with each student's run id in it
+    note = _tags(parent["data"])["mlflow.note.content"]
+    assert "| # | configuration | status | dev dev/avg_f1 | test avg F1 | run / error |" in note
+    for s in students:
+        assert f"`{s['info']['run_id']}`" in note
+    digests: dict[str, set[str]] = {}
+    for r in students + teachers:
+        tags = _tags(r["data"])
+        metrics = {m["key"]: m["value"] for m in r["data"]["metrics"]}
+        params = {p["key"]: p["value"] for p in r["data"]["params"]}
+        text = tags["mlflow.note.content"]
+        role = tags["stage"]
+        assert text.startswith(f"{role}: ") and "seed 0" in text
+        assert f"test avg_f1 **{metrics['test/avg_f1']:.4f}**" in text
+        if role == "student":
+            assert f"loss {tags['loss']}" in text
+        inputs = _get(uri, "runs/get", run_id=r["info"]["run_id"])["run"]["inputs"]["dataset_inputs"]
+        contexts = {}
+        for i in inputs:
+            ds = i["dataset"]
+            assert ds["name"] == "synthetic-wound"
+            # the root as given: a tmp folder, outside the project, so its own absolute path
+            assert json.loads(ds["source"])["uri"] == params["dataset.root"]
+            contexts[_tags(i)["mlflow.data.context"]] = ds["digest"]
+        assert set(contexts) == {"train", "dev", "test"}
+        for split, d in contexts.items():
+            digests.setdefault(split, set()).add(d)
+            assert tags[f"data.digest.{split}"] == d
+    assert all(len(v) == 1 for v in digests.values()), digests  # same data, same digest
+
+
+def test_a_split_digest_follows_content_not_location(synth_wound, tmp_path):
+    from pipeline.config.loader import load_experiment
+    from pipeline.data.dataset import read_splits
+    from pipeline.data.digest import split_digest
+
+    def digests(root: Path) -> dict[str, str]:
+        cfg = load_experiment("default", [f"dataset.root={root}"]).dataset
+        splits, _ = read_splits(cfg)
+        return {n: split_digest(cfg.root, s) for n, s in splits.items()}
+
+    first = digests(synth_wound)
+    copy = tmp_path / "copy"
+    shutil.copytree(synth_wound, copy)
+    assert digests(copy) == first  # a copy elsewhere: the same digests
+    cfg = load_experiment("default", [f"dataset.root={copy}"]).dataset
+    test_image = read_splits(cfg)[0]["test"][0].image_path
+    test_image.write_bytes(test_image.read_bytes() + b"\0")  # one changed file
+    changed = digests(copy)
+    assert changed["test"] != first["test"] and changed["train"] == first["train"]
+
+
+def test_the_report_warns_when_compared_runs_read_different_data():
+    from reports.common import data_warnings
+    from reports.query import Sweep
+
+    runs = pd.DataFrame(
+        {
+            "tags.fold": ["0", "0", "1"],
+            "tags.data.digest.test": ["aaaa", "bbbb", "aaaa"],
+            "tags.data.digest.train": ["t0", "t0", "t1"],  # folds differ in train: expected
+        }
+    )
+    sweep = Sweep("p", "mil", "mil", "brats", "h", "2026", [], runs=runs)
+    lines = data_warnings([sweep])
+    assert lines[0] == "## Warning: runs on different data"
+    (found,) = [x for x in lines if x.startswith("- ")]
+    assert re.fullmatch(
+        r"- brats / mil fold 0: test split digests `aaaa` \(1 runs\), `bbbb` \(1 runs\)", found
+    )
+    agreeing = runs.assign(**{"tags.data.digest.test": "aaaa"})
+    assert data_warnings([Sweep("p", "mil", "mil", "brats", "h", "2026", [], runs=agreeing)]) == []
