@@ -1,13 +1,11 @@
 """GPU figures (only where CUDA is present): how many tiny student trials Ray Tune packs onto one
-GPU with fractional resources (gpu: 0.25 each), the GPU's utilisation while they run (sampled
-with nvidia-smi), and the sweep's absolute time, which is quoted only from a GPU.
+GPU with fractional resources (gpu: 0.25 each), the GPU's utilisation and memory while they run
+(read from the trial runs' own MLflow system metrics, sampled every second: what a user sees in
+the UI, not a separate measurement), and the sweep's absolute time, quoted only from a GPU.
 """
 
 from __future__ import annotations
 
-import subprocess
-import threading
-import time
 from pathlib import Path
 
 from bench.common import Context, Timer, child, quiet, write_study
@@ -21,24 +19,11 @@ def packed(ctx: Context, trials: int) -> dict:
     from pipeline.sweeps.sweep import run_sweep
     from pipeline.training.run import ensure_teacher, experiment_name, prepare
 
-    overrides = [o for o in ctx.overrides() if o != "train.device=cpu"] + ["train.device=cuda"]
+    overrides = [o for o in ctx.overrides() if o != "train.device=cpu"]
+    overrides += ["train.device=cuda", "tracking.system_metrics_interval=1"]
     cfg = load_experiment("default", overrides)
     data, device = prepare(cfg, quiet)
     ensure_teacher(cfg, data, device, say=quiet)
-    samples: list[float] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                samples.append(float(out.stdout.strip().splitlines()[0]))
-            time.sleep(0.5)
-
     temps = [round(1.0 + 0.25 * i, 2) for i in range(trials)]
     study = write_study(
         Path(ctx.work) / "studies" / "gpu.yaml",
@@ -46,18 +31,20 @@ def packed(ctx: Context, trials: int) -> dict:
         {"loss.temperature": temps},
         {"resources": {"cpu": 1, "gpu": FRACTION}},
     )
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     with Timer() as t:
         result = run_sweep(str(study), overrides, say=quiet)
-    stop.set()
     runs = tracking.search(experiment_name(cfg), {"stage": "student", "sweep_hash": _sweep_hash(result)})
     spans = sorted((r.info.start_time, r.info.end_time or r.info.start_time) for r in runs)
     most = max((sum(s <= start < e for s, e in spans) for start, _ in spans), default=0)
+    # the runs' system metrics: every sample of GPU 0 over all trial runs
+    keys = ["system/gpu_0_utilization_percentage", "system/gpu_0_memory_usage_megabytes"]
+    hist = tracking.Reader().histories([r.info.run_id for r in runs], keys)
+    series = {k: [v for (_, key), pts in hist.items() if key == k for _, _, v in pts] for k in keys}
     return {
         "sweep_s": t.seconds,
         "max_running": most,
-        "util": samples,
+        "util": series[keys[0]],
+        "memory_mb": series[keys[1]],
         "finished": sum(r.status == "FINISHED" for r in result.rows),
     }
 
@@ -94,7 +81,9 @@ def measure(ctx: Context) -> dict:
         "target": f"{int(1 / FRACTION)} trials running at once on one GPU (gpu: {FRACTION} each)",
         "baseline": f"{trials} tiny student trials, one sweep",
         "measured": f"at most {r['max_running']} trials at once; GPU utilisation mean {mean_util:.0f} % "
-        f"(max {max(util, default=float('nan')):.0f} %); the sweep took {r['sweep_s']:.1f} s",
+        f"(max {max(util, default=float('nan')):.0f} %), GPU memory at most "
+        f"{max(r['memory_mb'], default=float('nan')):,.0f} MB, from the trial runs' MLflow system metrics "
+        f"({len(util)} samples); the sweep took {r['sweep_s']:.1f} s",
         "why": ""
         if met
         else "fewer trials ran at once than the fractional GPU request allows: CPU "

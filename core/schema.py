@@ -306,6 +306,25 @@ class SplitConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrackingConfig:
+    """What a run records in MLflow beyond its params, metrics and checkpoints (never hashed: it
+    changes no result).
+
+    - ``log_models``: which trained models are logged as MLflow models (PyTorch flavour, with a
+      signature, an input example and their code): ``chosen`` (default) every teacher, and at
+      the end of a sweep the student configuration chosen on dev, registered as
+      ``<study>-<dataset>-student``; ``all`` every teacher and student; ``none`` no model (the
+      state-dict checkpoints that resume and teacher reuse read are always logged).
+    - ``system_metrics``: teacher and student runs record MLflow's system metrics (CPU, memory,
+      and GPU utilisation and memory where a GPU is used) every ``system_metrics_interval`` s.
+    """
+
+    log_models: Literal["chosen", "all", "none"] = "chosen"
+    system_metrics: bool = True
+    system_metrics_interval: float = positive(default=5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
     name: str = no_hash(default="experiment")
     profile: str = no_hash(default="tiny")  # the profile's content is hashed through teacher/student
@@ -317,6 +336,7 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
     split: SplitConfig = hash_if_set(default=SplitConfig())
     output_dir: str = no_hash(default="runs")
+    tracking: TrackingConfig = no_hash(default=TrackingConfig())
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -117,6 +117,17 @@ def _spread(values: list[float], digits: str = "g", unit: str = "") -> str:
     )
 
 
+def _memory(ms: MilStudy) -> str:
+    """Per option, the largest `peak_rss_mb` of its fold runs (machine-wide memory over time is
+    in each run's MLflow system metrics)."""
+    parts = []
+    for o in ms.options:
+        runs = [f.row.runs for f in o.folds if f.ok and "metrics.peak_rss_mb" in f.row.runs]
+        values = [float(x) for r in runs for x in r["metrics.peak_rss_mb"] if not math.isnan(float(x))]
+        parts.append(f"{o.short} {max(values):,.0f} MB" if values else f"{o.short} not recorded")
+    return ", ".join(parts) or "not recorded"
+
+
 def context_section(ms: MilStudy) -> list[str]:
     runs = ms.sweep.runs
     col = lambda m: [float(x) for x in runs[f"metrics.{m}"]] if f"metrics.{m}" in runs else []  # noqa: E731
@@ -139,6 +150,9 @@ def context_section(ms: MilStudy) -> list[str]:
         f"- Folds: {len(folds)} ({', '.join(map(str, folds))}), stratified at patient level over train+dev; each "
         "fold model is validated on its held-out fold.",
     ]
+    lines.append(
+        f"- Peak memory of a trial (its process's high-water RSS, the largest over the fold runs): {_memory(ms)}"
+    )
     first = next((f for o in ms.options for f in o.folds if f.ok), None)
     pred = predictions(first.row.first()) if first is not None else None
     if pred is not None and f"{ms.task}/label" in pred:

@@ -59,8 +59,8 @@ def baseline_section(study: Study) -> list[str]:
     if not rows:
         return lines + ["No `baseline` phase in this sweep.", ""]
     lines += [
-        "| Exp | CNN | Attention | Val AUC | Val F1 | Test AUC | Test F1 | Latency (ms) | Size (MB) | Notes |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| Exp | CNN | Attention | Val AUC | Val F1 | Test AUC | Test F1 | Latency (ms) | Size (MB) | Peak memory (MB) | Notes |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     best, top = study.best(["baseline"]), study.top_test(rows)
     for r in rows:
@@ -70,7 +70,7 @@ def baseline_section(study: Study) -> list[str]:
         lines.append(
             f"| {r.exp_id} | {r.backbone or '?'} | {r.attention or '?'} | {fmt(r.val)} | {fmt(r.macro('best_dev', 'f1'))} | "
             f"{fmt(r.test)} | {fmt(r.macro('test', 'f1'))} | {fmt(r.mean('latency_ms'), 2)} | "
-            f"{fmt(r.mean('size_mb'), 2)} | {note} |"
+            f"{fmt(r.mean('size_mb'), 2)} | {fmt(r.mean('peak_rss_mb'), 0)} | {note} |"
         )
     lines.append("")
     if best is None:

@@ -61,7 +61,9 @@ def served_sweep(tmp_path_factory, synth_wound):
     )
     with mlflow_server(tmp) as uri:
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(tmp / "cache")}
-        cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), *tiny_overrides(synth_wound, 1)]
+        # samples every second: a tiny trial lasts a few
+        overrides = [*tiny_overrides(synth_wound, 1), "tracking.system_metrics_interval=1"]
+        cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), *overrides]
         done = subprocess.run(
             [*cmd, "--docs", str(tmp / "docs")],
             cwd=REPO,
@@ -167,3 +169,80 @@ def test_the_report_warns_when_compared_runs_read_different_data():
     )
     agreeing = runs.assign(**{"tags.data.digest.test": "aaaa"})
     assert data_warnings([Sweep("p", "mil", "mil", "brats", "h", "2026", [], runs=agreeing)]) == []
+
+
+def test_trial_runs_carry_system_metrics(served_sweep):
+    uri, _ = served_sweep
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+    for r in runs:
+        keys = {m["key"] for m in r["data"].get("metrics", [])}
+        if _tags(r["data"])["stage"] == "sweep":
+            assert not any(k.startswith("system/") for k in keys)  # the driver's run is no trial
+        else:
+            assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= keys
+
+
+def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(served_sweep, tmp_path):
+    import io
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    uri, out = served_sweep
+    name = "study-synthetic-wound-student"  # <study>-<dataset>-student; the study file is study.yaml
+    model = _get(uri, "registered-models/get", name=name)["registered_model"]
+    (version,) = model["latest_versions"]
+    tags = _tags(version)
+    assert tags["selection"].startswith("best mean dev dev/avg_f1") and tags["sweep_run_id"]
+    run_id = version["run_id"]
+    assert f"registered the chosen student as model {name!r} version 1 (run {run_id})" in out
+    # the chosen run is the best on dev among the students, never picked on test
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+    dev = {
+        r["info"]["run_id"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}["dev/avg_f1"]
+        for r in runs
+        if _tags(r["data"])["stage"] == "student"
+    }
+    assert dev[run_id] == max(dev.values())
+    # the test split as the model's input matrix, built by kdsweep here (the loading process
+    # below has neither kdsweep's config nor its data stage)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        from pipeline import tracking
+        from pipeline.config.loader import load_experiment
+        from pipeline.training.export import packed
+        from pipeline.training.run import build_model, prepare
+
+        cfg_path = tmp_path / "config.yaml"
+        cfg_path.write_text(tracking.read_text(run_id, "config.yaml"))
+        cfg = load_experiment(str(cfg_path))
+        data, _ = prepare(cfg, say=lambda _: None)
+        student = build_model(cfg.student, data, "student", cfg.seed + 1)
+        module, matrix = packed(student, data, cfg)
+        saved = pd.read_csv(io.StringIO(tracking.read_text(run_id, "predictions/test.csv")))
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI")
+    np.save(tmp_path / "x.npy", matrix.numpy())
+    code = (
+        "import sys, numpy as np, torch, mlflow.pytorch\n"
+        f"m = mlflow.pytorch.load_model('models:/{name}/1')\n"
+        "with torch.no_grad():\n"
+        f"    np.save(sys.argv[1], m(torch.from_numpy(np.load(r'{tmp_path / 'x.npy'}'))).numpy())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KDSWEEP")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "p.npy")],
+        cwd=tmp_path,  # not the project: the model brings its code (code_paths)
+        env={**env, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    probs = np.load(tmp_path / "p.npy")
+    assert list(saved.columns[saved.columns.str.contains("/p/")]) == module.columns
+    np.testing.assert_allclose(probs, saved[module.columns].to_numpy(), atol=2e-6)
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).data.tags["stage"] == "student"

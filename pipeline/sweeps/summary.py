@@ -3,8 +3,10 @@ shows where the runs are, without opening docs/. The same rows as the command's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
+from pipeline.config.phases import Phase, choose
 from pipeline.sweeps.batch import Row
 
 LIMIT = 7500  # MLflow keeps at most 8000 characters of a tag's value
@@ -46,3 +48,26 @@ def markdown(study: str, dataset: str, metric: str, rows: Sequence[Row], phased:
         lines.append(line)
         size += len(line) + 1
     return "\n".join(lines)
+
+
+def chosen(rows: Sequence[Row], plan: Sequence[Phase], metric: str, mode: str) -> tuple[Row, str] | None:
+    """The student run a sweep registers, and the rule that chose it, never from test: a study
+    ending in a refit phase registers that final model (its configuration was chosen on dev in
+    the phases it starts from); otherwise the configuration with the best mean dev value over
+    its seeds and folds, and of its runs the one with the best dev. None: nothing FINISHED."""
+    done = [r for r in rows if r.status.startswith("FINISHED") and r.run_id]
+    refit = [p for p in plan if p.refit]
+    if refit:
+        final = [r for r in done if r.phase == refit[-1].name]
+        if final:
+            rule = f"phase {refit[-1].name}: refit on train+dev of the configuration chosen on dev ({metric}, {mode})"
+            return final[0], rule
+    refit_names = {p.name for p in refit}
+    candidates = [dataclasses.asdict(r) for r in done if r.dev is not None and r.phase not in refit_names]
+    choice = choose(candidates, mode)
+    if choice is None:
+        return None
+    runs = [r for r in done if r.run_id in choice.run_ids]
+    best = (max if mode == "max" else min)(runs, key=lambda r: r.dev)
+    rule = f"best mean dev {metric} ({mode}) over seeds and folds; of its runs, the best dev"
+    return best, rule

@@ -211,6 +211,43 @@ class RunLog:
         self.client.log_inputs(self.run_id, datasets=inputs)
         self.tags({f"data.digest.{split}": d for split, d in digests.items()})
 
+    def model(
+        self, module: Any, name: str, example: Any, metadata: Mapping[str, Any], three_d: bool = False
+    ) -> str:
+        """`module` as an MLflow PyTorch model `name` of this run (pickled, with the project's
+        models/, core/ and tasks/ as its code), its signature inferred from `example` and the
+        module's output on it; returns its model URI. Requirements are pinned from this
+        environment instead of MLflow's inference (which loads the model in a subprocess)."""
+        import logging
+
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        with torch.no_grad():
+            output = module(torch.as_tensor(example)).numpy()
+        packages = ["torch", "torchvision", "timm", "transformers", "numpy"] + (
+            ["monai", "einops"] if three_d else []
+        )
+        quiet = logging.getLogger("mlflow")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # MLflow warns on every pickled model
+        try:
+            info = mlflow.pytorch.log_model(
+                module,
+                name=name,
+                run_id=self.run_id,
+                code_paths=[str(PROJECT_ROOT / p) for p in ("models", "core", "tasks")],
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=[_pinned(p) for p in packages],
+                serialization_format="pickle",
+                metadata=dict(metadata),
+            )
+        finally:
+            quiet.setLevel(level)
+        return info.model_uri
+
     def text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
 
@@ -248,14 +285,36 @@ class NullRunLog(RunLog):
     def _drop(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    params = metrics = tags = describe = datasets = text = json = figure = file = folder = state_dict = _drop
+    params = metrics = tags = describe = datasets = model = text = json = figure = file = folder = (
+        state_dict
+    ) = _drop
+
+
+def _system_monitor(run_id: str, interval: float) -> Any:
+    """MLflow's system-metrics sampler on this run (CPU, memory, disk, network, and GPU
+    utilisation and memory where NVML sees a GPU), or None where psutil is missing."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    except ImportError:
+        return None
+    import logging
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per run
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=tracking_uri())
+    monitor.start()
+    return monitor
 
 
 @contextmanager
 def run(
-    experiment: str, name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
+    experiment: str,
+    name: str,
+    tags: Mapping[str, Any],
+    parent_run_id: str | None = None,
+    system_metrics: float = 0.0,
 ) -> Iterator[RunLog]:
-    """Open a run; it ends FINISHED, FAILED (with `failure_reason`) or KILLED, never RUNNING."""
+    """Open a run; it ends FINISHED, FAILED (with `failure_reason`) or KILLED, never RUNNING.
+    `system_metrics` > 0: MLflow's system metrics are sampled every that many seconds."""
     if not enabled():
         yield NullRunLog()
         return
@@ -275,21 +334,44 @@ def run(
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         signal.signal(signal.SIGTERM, _term)
+    monitor = _system_monitor(run_id, system_metrics) if system_metrics > 0 else None
+
+    def end(status: str) -> None:
+        if monitor is not None:  # its last samples are written before the run ends
+            monitor.finish()
+        c.set_terminated(run_id, status)
+
     try:
         yield RunLog(c, run_id)
     except KeyboardInterrupt as e:  # its message, where given, says who stopped the run
         c.set_tag(run_id, "failure_reason", str(e) or "interrupted")
-        c.set_terminated(run_id, "KILLED")
+        end("KILLED")
         raise
     except BaseException as e:
         c.set_tag(run_id, "failure_reason", f"{type(e).__name__}: {e}"[:5000])
-        c.set_terminated(run_id, "FAILED")
+        end("FAILED")
         raise
     else:
-        c.set_terminated(run_id, "FINISHED")
+        end("FINISHED")
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _pinned(package: str) -> str:
+    from importlib.metadata import version
+
+    return f"{package}=={version(package).split('+')[0]}"
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
+    """Register a logged model under `name` (created on first use), the version tagged with
+    `tags`; returns the version number."""
+    import mlflow
+
+    client()  # the tracking URI, set
+    version = mlflow.register_model(model_uri, name, tags=dict(tags), await_registration_for=60)
+    return str(version.version)
 
 
 def find_finished(experiment: str, tags: Mapping[str, str]) -> str | None:

@@ -40,7 +40,9 @@ def config_line(cfg: ExperimentConfig, role: str) -> str:
     else:
         parts.append(f"label loss {cfg.loss.label_loss}")
         epochs = cfg.train.teacher_epochs
-    parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''}, lr {cfg.train.lr:g}, batch {cfg.train.batch_size}")
+    parts.append(
+        f"{epochs} epoch{'s' if epochs != 1 else ''}, lr {cfg.train.lr:g}, batch {cfg.train.batch_size}"
+    )
     if cfg.train.sampler != "none":
         parts.append(f"{cfg.train.sampler} sampler")
     parts.append(f"seed {cfg.seed}")

@@ -28,6 +28,7 @@ from pipeline.config.loader import config_hash, dump_yaml, flatten
 from pipeline.data.dataset import DataBundle, load_data
 from pipeline.training.describe import describe
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
+from pipeline.training.export import log_model
 from pipeline.training.stability import stability_metrics
 from pipeline.training.train import fit, resolve_device, seed_everything
 
@@ -128,6 +129,11 @@ def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -
     log.text(json.dumps({t: list(c) for t, c in data.label_maps.items()}, indent=2), "label_maps.json")
 
 
+def _sampling(cfg: ExperimentConfig) -> float:
+    """Seconds between system-metrics samples of a trial run; 0: none (tracking.system_metrics)."""
+    return cfg.tracking.system_metrics_interval if cfg.tracking.system_metrics else 0.0
+
+
 def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
     m = getattr(cfg, role)
     return {
@@ -209,7 +215,11 @@ def ensure_teacher(
         return teacher, found, True, metrics_
     name = f"{cfg.dataset.name}-teacher-{cfg.teacher.fusion.name}-s{cfg.seed}"
     with tracking.run(
-        exp, name, {**_tags(cfg, "teacher"), **where.tags, "config_hash": th}, where.parent_run_id
+        exp,
+        name,
+        {**_tags(cfg, "teacher"), **where.tags, "config_hash": th},
+        where.parent_run_id,
+        _sampling(cfg),
     ) as log:
         _log_common(log, cfg, data)
         # built inside the run: a model that fails to build is a FAILED run with its reason
@@ -230,6 +240,8 @@ def ensure_teacher(
         metrics_ = evaluate_and_log(teacher, data, cfg, device, log)
         log.describe(describe(cfg, "teacher", metrics_))
         log.state_dict(teacher.state_dict(), "teacher/model.pt")
+        if cfg.tracking.log_models != "none":  # teachers are reused: each is an MLflow model
+            log_model(log, teacher, data, cfg)
         return teacher, log.run_id, False, metrics_
 
 
@@ -257,7 +269,7 @@ def run_student(
     if teacher_run:
         tags["teacher_run_id"] = teacher_run
     with tracking.run(
-        experiment_name(cfg), run_name(cfg) + where.name_suffix, tags, where.parent_run_id
+        experiment_name(cfg), run_name(cfg) + where.name_suffix, tags, where.parent_run_id, _sampling(cfg)
     ) as log:
         _log_common(log, cfg, data)
         frozen = FrozenTeacher(teacher).to(device) if teacher is not None else None
@@ -280,6 +292,8 @@ def run_student(
         metrics_ = evaluate_and_log(student, data, cfg, device, log)
         log.describe(describe(cfg, "student", metrics_))
         log.state_dict(student.state_dict(), "student/model.pt")
+        if cfg.tracking.log_models == "all":  # "chosen": the sweep logs the one chosen on dev
+            log_model(log, student, data, cfg)
         with tempfile.TemporaryDirectory() as d:
             for role, tok in data.tokenizers.items():
                 if tok is not None:
