@@ -25,7 +25,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-xlite sweep-mil ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -93,6 +93,11 @@ sweep-mil: DATASET = synthetic-brats
 sweep-mil: PROFILE = mil-tiny
 sweep-mil: data ## the dual-stream MIL loss study (seed 002): CE+sampler / focal / LDAM+DRW / KD, 5-fold CV [DATASET=brats PROFILE=mil]
 	$(PY) -m pipeline sweep sweeps/mil.yaml $(SWEEP_ARGS)
+
+sweep-brats: DATASET = synthetic-brats
+sweep-brats: PROFILE = brats3d-tiny
+sweep-brats: data ## seed 002's models: DSMIL, ResNet-3D, Swin-3D, 5-fold CV, a 3-D teacher for DSMIL, the ensemble [DATASET=brats PROFILE=brats3d]
+	$(PY) -m pipeline sweep sweeps/brats.yaml $(SWEEP_ARGS)
 
 sweep-xlite: DATASET = synthetic-chestxray
 sweep-xlite: PROFILE = xlite-tiny

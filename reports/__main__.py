@@ -7,7 +7,8 @@ the artifact folder are unchanged, so a copied store (a colleague's mlruns/) can
 Rebuilding from the same database gives byte-identical files. `--log-figures` (what sweeps use at
 their end) also logs the figures to each reported sweep's parent run. An X-Lite sweep
 (study_kind=xlite, seed 004) adds docs/xlite_experiments.md and docs/xlite_results.csv; a MIL
-loss sweep (study_kind=mil, seed 002) adds docs/mil_loss_analysis.md. `--read` picks how runs
+loss sweep (study_kind=mil, seed 002) adds docs/mil_loss_analysis.md; a BraTS models sweep
+(study_kind=brats, sweeps/brats.yaml) adds docs/brats_models.md. `--read` picks how runs
 are read: `sql` (MLflow's tables of a sqlite or other SQL store, directly: the fast path),
 `mlflow` (the MLflow client, as over a tracking server), `auto` (sql where the store is SQL);
 both give the same files.
@@ -119,8 +120,17 @@ def build(
     if mil:
         write("mil_loss_analysis.md", mil_document([mil_load(s) for s in mil], img) + incomplete_section(mil))
         add("mil_loss_analysis.md", mil)
+    brats = latest(by_kind.get("brats", []), sweep_id)  # seed 002's models and ensemble, per dataset
+    if brats:
+        from reports.brats_data import load as brats_load
+        from reports.brats_doc import document as brats_document
+
+        write(
+            "brats_models.md", brats_document([brats_load(s) for s in brats], img) + incomplete_section(brats)
+        )
+        add("brats_models.md", brats)
     csv_path = out / "results.csv"
-    csv_path.write_text(results_csv([s for s in found if s.kind != "xlite"]), encoding="utf-8")
+    csv_path.write_text(results_csv([s for s in found if s.kind not in ("xlite", "brats")]), encoding="utf-8")
     written.append(csv_path)
     csvs = "results.csv is"
     index.append(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reports.query import Sweep, histories, run_text, runs_by_id
-from reports.stats import fmt
+from reports.stats import FoldDiff, fmt, paired_folds
 from reports.xlite_data import Row, Study
 from reports.xlite_data import load as load_study
 
@@ -191,40 +191,9 @@ class Option:
         )
 
 
-@dataclass
-class FoldDiff:
-    """Mean over the shared folds of a's validation AUC minus b's, with its t-interval."""
-
-    diff: float
-    lo: float
-    hi: float
-    folds: tuple[int, ...]
-
-    @property
-    def verdict(self) -> str:
-        if self.lo > 0:
-            return "higher beyond noise (the interval lies above 0)"
-        if self.hi < 0:
-            return "lower beyond noise (the interval lies below 0)"
-        return "within noise (the interval contains 0)"
-
-    def interval(self) -> str:
-        return f"[{self.lo:+.4f}, {self.hi:+.4f}]"
-
-
 def paired(a: Option, b: Option) -> FoldDiff | None:
-    """a - b paired by fold (each fold validates both on the same bags); None under 2 folds.
-    95 % t-interval: mean ± t(0.975, n - 1) · s / √n, s the sample std of the n differences."""
-    from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
-
-    va, vb = a.per_fold("val"), b.per_fold("val")
-    folds = tuple(sorted(set(va) & set(vb)))
-    if len(folds) < 2:
-        return None
-    d = np.array([va[f] - vb[f] for f in folds])
-    half = float(stdtrit(len(d) - 1, 0.5 + LEVEL / 2) * d.std(ddof=1) / math.sqrt(len(d)))
-    m = float(d.mean())
-    return FoldDiff(m, m - half, m + half, folds)
+    """a - b of validation AUC paired by fold (each fold validates both on the same bags)."""
+    return paired_folds(a.per_fold("val"), b.per_fold("val"), LEVEL)
 
 
 @dataclass

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -150,3 +152,38 @@ def pareto(latency: list[float], f1: list[float]) -> list[bool]:
         )
         out.append(not dominated)
     return out
+
+
+@dataclass
+class FoldDiff:
+    """Mean over the shared folds of a's value minus b's, with its t-interval."""
+
+    diff: float
+    lo: float
+    hi: float
+    folds: tuple[int, ...]
+
+    @property
+    def verdict(self) -> str:
+        if self.lo > 0:
+            return "higher beyond noise (the interval lies above 0)"
+        if self.hi < 0:
+            return "lower beyond noise (the interval lies below 0)"
+        return "within noise (the interval contains 0)"
+
+    def interval(self) -> str:
+        return f"[{self.lo:+.4f}, {self.hi:+.4f}]"
+
+
+def paired_folds(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> FoldDiff | None:
+    """a - b paired by fold (both validated on the same held-out fold); None under 2 shared folds.
+    t-interval: mean ± t((1 + level) / 2, n - 1) · s / √n, s the sample std of the n differences."""
+    from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
+
+    folds = tuple(sorted(set(a) & set(b)))
+    if len(folds) < 2:
+        return None
+    d = np.array([a[f] - b[f] for f in folds])
+    half = float(stdtrit(len(d) - 1, 0.5 + level / 2) * d.std(ddof=1) / math.sqrt(len(d)))
+    m = float(d.mean())
+    return FoldDiff(m, m - half, m + half, folds)

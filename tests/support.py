@@ -94,3 +94,28 @@ def mlflow_server(folder: Path) -> Iterator[str]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def kill_after_first_student(cmd: list[str], env: dict, client: MlflowClient, timeout: float) -> None:
+    """Start a sweep command from the repository and SIGKILL it, with the Ray processes it
+    started (its process group), once its first student run is FINISHED."""
+    import os
+    import signal
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    driver = subprocess.Popen(
+        cmd, cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def one_finished() -> bool:
+            try:
+                return any(r.info.status == "FINISHED" for r in runs_by_stage(client, "student"))
+            except Exception:  # the store may not exist yet
+                return False
+
+        wait_for(one_finished, timeout, "a FINISHED student run")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()

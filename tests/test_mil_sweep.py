@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import runs_by_stage, wait_for
+from support import kill_after_first_student, runs_by_stage
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDS = 2
@@ -69,21 +68,7 @@ def test_mil_study_resumes_after_kill_9_without_duplicates(tmp_path, kdsweep_cac
         str(docs),
     ]
     client = MlflowClient(uri)
-    driver = subprocess.Popen(
-        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-
-        def one_finished() -> bool:
-            try:
-                return any(r.info.status == "FINISHED" for r in runs_by_stage(client, "student"))
-            except Exception:  # the store may not exist yet
-                return False
-
-        wait_for(one_finished, 400, "a FINISHED fold run")
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-        driver.wait()
+    kill_after_first_student(cmd, env, client, 400)  # then the same command again
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "already FINISHED" in second.stdout

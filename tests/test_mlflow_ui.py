@@ -228,6 +228,7 @@ def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(se
     code = (
         "import sys, numpy as np, torch, mlflow.pytorch\n"
         f"m = mlflow.pytorch.load_model('models:/{name}/1')\n"
+        f"assert type(mlflow.pytorch.load_model('runs:/{run_id}/student')) is type(m)\n"
         "with torch.no_grad():\n"
         f"    np.save(sys.argv[1], m(torch.from_numpy(np.load(r'{tmp_path / 'x.npy'}'))).numpy())\n"
     )

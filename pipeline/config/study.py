@@ -17,6 +17,7 @@ A study file (sweeps/<name>.yaml)::
     cv: {folds: 5, stratify: true, group: patient}   # optional: every trial k-fold over train+dev
     phases: [...]                       # optional: a plan of grids run in order (pipeline.config.phases)
     report: xlite                       # optional: which report document (default: from the space)
+    ensemble: {members: [dsmil, resnet3d], methods: [mean]}   # optional: fold models combined
 
 Every discrete combination (ranges at both ends) is composed into a full experiment config
 and validated now, so an invalid one is refused with its key and reason before Ray starts.
@@ -51,6 +52,16 @@ class Resources:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Ensemble:
+    """After the phases, combine the `members` phases' fold models (their FINISHED runs of the
+    same seed and fold) by each of `methods` (pipeline.training.ensemble: mean, auc_weighted,
+    stacking), one MLflow run per method, seed and fold (pipeline.sweeps.ensemble)."""
+
+    members: tuple[str, ...]
+    methods: tuple[Literal["mean", "auc_weighted", "stacking"], ...] = ("mean", "auc_weighted", "stacking")
+
+
+@dataclass(frozen=True, kw_only=True)
 class StudyConfig:
     name: str
     description: str = ""
@@ -68,6 +79,7 @@ class StudyConfig:
     cv: CV | None = None
     phases: tuple[Phase, ...] = ()
     report: str = ""
+    ensemble: Ensemble | None = None
 
     def plan(self) -> tuple[Phase, ...]:
         """The phases to run; a study without `phases` is one unnamed phase of its space."""
@@ -82,6 +94,21 @@ class StudyConfig:
             if self.search.algorithm != "grid":
                 raise ValueError("search.algorithm", "a study with phases is a grid per phase")
             check_plan(self.phases)
+        if self.ensemble is not None:
+            names = {p.name: p for p in self.phases}
+            unknown = [m for m in self.ensemble.members if m not in names]
+            if unknown or len(self.ensemble.members) < 2:
+                raise ValueError(
+                    "ensemble.members",
+                    f"expected two or more phase names ({', '.join(names) or 'no phases'}), got {list(self.ensemble.members)}",
+                )
+            if (
+                len({names[m].cv for m in self.ensemble.members}) != 1
+                or names[self.ensemble.members[0]].cv is None
+            ):
+                raise ValueError("ensemble.members", "expected phases with the same cv (the same folds)")
+            if not self.ensemble.methods:
+                raise ValueError("ensemble.methods", "expected at least one method")
         if self.cv is not None and self.search.algorithm == "optuna":
             raise ValueError(
                 "cv", "cross-validation takes grid or random search (optuna suggests points live)"

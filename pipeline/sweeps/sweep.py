@@ -156,7 +156,8 @@ def run_sweep(
     first = validated[0].cfg
     check_data(first.dataset)  # bad data: one line now, not N failed trials
     exp = experiment_name(first)
-    sweep_hash = config_hash({"study": to_dict(study), "extra": list(extra)})
+    described = {k: v for k, v in to_dict(study).items() if not (k == "ensemble" and v is None)}
+    sweep_hash = config_hash({"study": described, "extra": list(extra)})  # as before `ensemble` existed
     ray_ready = start_ray(warm_modules([t.cfg for t in validated]), study.max_concurrent)
     if address():  # a cluster that cannot be reached or refuses us: one line, nothing in MLflow
         ray_ready()
@@ -202,6 +203,10 @@ def run_sweep(
             rows += batch.rows
             trained += batch.teachers_trained
             failed_teachers += len(batch.failed_teachers)
+        if study.ensemble is not None:  # the members' fold models combined: runs of their own
+            from pipeline.sweeps import ensemble
+
+            parent.json(ensemble.run(ctx, rows, say), "ensembles.json")
         failed = sum(r.status == "FAILED" for r in rows)
         parent.metrics(
             {"trials_finished": sum(r.status.startswith("FINISHED") for r in rows), "trials_failed": failed}

@@ -9,12 +9,18 @@ through pipeline.training.run / pipeline.tracking.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+
+# Tune's CSV/JSON loggers are off (pipeline.sweeps: MLflow records every run), so the result grid
+# it builds at the end finds no result.json and warns once per trial; the results it hands back
+# come from the trials themselves.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EARLY_STOP = "stopped before finishing (early stopping by the scheduler)"

@@ -211,6 +211,25 @@ class RunLog:
         self.client.log_inputs(self.run_id, datasets=inputs)
         self.tags({f"data.digest.{split}": d for split, d in digests.items()})
 
+    def members(self, runs: Mapping[str, str], digests: Mapping[str, str]) -> None:
+        """An ensemble's member runs (name -> run id) as its dataset inputs (context `member`):
+        their saved predictions, with the source `runs:/<id>/predictions` and a digest."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    f"{name} predictions",
+                    digests[rid],
+                    "local",
+                    json.dumps({"uri": f"runs:/{rid}/predictions"}),
+                ),
+                [InputTag("mlflow.data.context", "member")],
+            )
+            for name, rid in runs.items()
+        ]
+        self.client.log_inputs(self.run_id, datasets=inputs)
+
     def model(
         self, module: Any, name: str, example: Any, metadata: Mapping[str, Any], three_d: bool = False
     ) -> str:
@@ -229,6 +248,9 @@ class RunLog:
         packages = ["torch", "torchvision", "timm", "transformers", "numpy"] + (
             ["monai", "einops"] if three_d else []
         )
+        # the logged model joins the run's experiment (MLflow puts it in the active one), where
+        # `runs:/<run id>/<name>` looks it up
+        mlflow.set_experiment(experiment_id=self.client.get_run(self.run_id).info.experiment_id)
         quiet = logging.getLogger("mlflow")
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # MLflow warns on every pickled model
@@ -285,7 +307,7 @@ class NullRunLog(RunLog):
     def _drop(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    params = metrics = tags = describe = datasets = model = text = json = figure = file = folder = (
+    params = metrics = tags = describe = datasets = members = model = text = json = figure = file = folder = (
         state_dict
     ) = _drop
 

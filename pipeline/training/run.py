@@ -105,6 +105,7 @@ def evaluate_and_log(
     for task, pairs in extras.get("confused_pairs", {}).items():
         log.json([list(x) for x in pairs], f"errors/{task}_confused_pairs.json")
     log.text(data.kind.predictions_csv(pred), "predictions/test.csv")
+    log.text(data.kind.predictions_csv(dev_pred), "predictions/dev.csv")  # what ensembles are fitted on
     summary = data.kind.summary(values, extras)  # the same keys for every model of this kind
     log.text(json.dumps(summary, indent=1, default=float), "metrics.json")
     return out
