@@ -56,14 +56,20 @@ def alternate(ctx: Context, repeats: int, threads: int, log_models: str = "chose
 
 
 def _artifact_mb(run_id: str) -> float:
-    """The size of a run's artifact folder (the sqlite store keeps it on this disk)."""
+    """The size of a run's artifacts (the sqlite store keeps them on this disk): its own folder
+    and those of the MLflow models it logged (MLflow 3 keeps a logged model's files apart)."""
     from pathlib import Path
     from urllib.parse import urlparse
 
     from pipeline import tracking
 
-    folder = Path(urlparse(tracking.get_run(run_id).info.artifact_uri).path)
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+    run = tracking.get_run(run_id)
+    models = tracking.client().search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    folders = [run.info.artifact_uri] + [m.artifact_location for m in models]
+    files = [f for uri in folders for f in Path(urlparse(uri).path).rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 2**20
 
 
 def _time_client_calls() -> tuple[list[float], dict[str, float]]:
