@@ -29,6 +29,10 @@ BACKBONES = (
 )
 
 
+TARGET_F1, TARGET_MIN = 0.85, 45  # issue 14: the best loss's test avg F1, the study's wall time
+SCRATCH = 0.765  # the same study with every encoder trained from scratch (figure 8 before issue 14)
+
+
 def medpix_root() -> Path | None:
     root = Path(os.environ.get("MEDPIX_ROOT", SHARED_MEDPIX))
     return root if (root / "splitted_dataset").is_dir() else None
@@ -93,6 +97,31 @@ def measure(ctx: Context) -> dict:
     store = f"sqlite:///{Path(ctx.work) / 'real-data' / 'mlflow.db'}"
     Path(ctx.work, "real-data").mkdir(parents=True, exist_ok=True)
     r = child(ctx, "real_data:study", {"MLFLOW_TRACKING_URI": store, "MINILM_DIR": _minilm()}, root=str(root))
+    return summarize(r, str(root))
+
+
+def _gap(best: dict, teacher: dict, minutes: float) -> str:
+    """What was tried and where the gap to the target comes from, read off the measured F1s."""
+    text = (
+        f"Tried: the same study with every encoder from scratch reached {SCRATCH:.3f} (combined); with "
+        f"ImageNet EfficientNet-Lite weights (Lite2 teacher, Lite0 student) and the pretrained "
+        f"MiniLM-L6 in the teacher the best loss ({best['loss']}) reaches {best['avg_f1']:.3f}."
+    )
+    if teacher.get("avg_f1") is not None:
+        text += (
+            f" The gap is in location: the students' modality F1 ({best['modality_f1']:.3f}) matches "
+            f"or beats their teacher's ({teacher['modality_f1']:.3f}), their location F1 "
+            f"({best['location_f1']:.3f}) stays well under the teacher's ({teacher['location_f1']:.3f}, "
+            f"avg {teacher['avg_f1']:.3f}). The teacher reads the case text with a pretrained "
+            "MiniLM-L6; the student's text encoder is a 2-layer, 64-wide DistilBERT trained from "
+            "scratch on the ~1,650 training descriptions, and the images are 112 px (the small copy's are at most "
+            "128 px) for 3 + 3 epochs. A pretrained student text encoder is the next thing to try; "
+            "more epochs or larger images would cost the 45-minute budget"
+        )
+    return text + f" (this study took {minutes:.1f} min)."
+
+
+def summarize(r: dict, root: str) -> dict:
     by_loss = {row["loss"]: row for row in r["rows"] if row.get("loss")}
     lines = []
     for loss, row in sorted(by_loss.items(), key=lambda kv: -(kv[1]["avg_f1"] or 0)):
@@ -121,19 +150,24 @@ def measure(ctx: Context) -> dict:
             f"their teacher: modality {teacher['modality_f1']:.3f}, location {teacher['location_f1']:.3f}"
         )
     best = max(by_loss.values(), key=lambda row: row["avg_f1"] or 0)
+    best = {**best, "loss": max(by_loss, key=lambda k: by_loss[k]["avg_f1"] or 0)}
+    minutes = r["sweep_s"] / 60
+    met = (best["avg_f1"] or 0) >= TARGET_F1 and minutes <= TARGET_MIN
     return {
         "value": best["avg_f1"],
-        "met": None,
-        "target": "reported beside the published numbers (different backbones: see below)",
+        "met": met,
+        "target": f"best loss's test avg F1 >= {TARGET_F1} in <= {TARGET_MIN} min on 2 CPU cores; "
+        "reported beside the published numbers (different backbones: see below)",
         "baseline": "published (seed 000): combined modality F1 0.985, location F1 0.841; vanilla 0.975, 0.783",
-        "measured": "; ".join(lines) + f". Whole study {r['sweep_s'] / 60:.1f} min",
-        "why": "",
+        "measured": "; ".join(lines) + f". Whole study {minutes:.1f} min",
+        "why": "" if met else _gap(best, teacher, minutes),
         "details": {
             "table": table,
             "rows": r["rows"],
             "sweep_s": r["sweep_s"],
             "published": PUBLISHED,
             "backbones": BACKBONES.format(cores=cores()),
-            "root": str(root),
+            "root": root,
+            "teacher": teacher,
         },
     }
