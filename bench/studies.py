@@ -33,7 +33,7 @@ def _runs(store: str) -> tuple[dict[str, float], float, dict[str, float]]:
     peak = 0.0
     peaks: dict[str, float] = {}
     for r in c.search_runs(exps, "tags.stage != 'sweep'", max_results=1000):
-        phase = r.data.tags.get("phase", "?")
+        phase = r.data.tags.get("phase") or r.data.tags.get("stage", "?")  # ensemble runs: "ensemble"
         end = r.info.end_time or r.info.start_time
         s = spans.setdefault(phase, [r.info.start_time, end])
         s[0], s[1] = min(s[0], r.info.start_time), max(s[1], end)
