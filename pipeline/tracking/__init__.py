@@ -160,6 +160,24 @@ def git_commit() -> str:
         return "unknown"
 
 
+_DUPLICATE = ("UNIQUE constraint", "IntegrityError", "Duplicate entry", "duplicate key")
+
+
+def _log_inputs(c: MlflowClient, run_id: str, inputs: list) -> None:
+    """log_inputs, retried when another run created the same dataset meanwhile: MLflow's SQL
+    store looks a dataset up, then inserts it, so two trials logging the same split at once
+    (every fold shares the test split) can both insert and one fails on the unique key. The
+    retry finds the row the other wrote and links it."""
+    for attempt in range(5):
+        try:
+            c.log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as e:
+            if attempt == 4 or not any(d in str(e) for d in _DUPLICATE):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 class RunLog:
     """Logging calls on one open run."""
 
@@ -208,7 +226,7 @@ class RunLog:
             profile = json.dumps({"num_rows": sizes.get(split, 0)})
             entity = Dataset(name, digest, "local", json.dumps({"uri": root}), None, profile)
             inputs.append(DatasetInput(entity, tags))
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        _log_inputs(self.client, self.run_id, inputs)
         self.tags({f"data.digest.{split}": d for split, d in digests.items()})
 
     def members(self, runs: Mapping[str, str], digests: Mapping[str, str]) -> None:
@@ -228,7 +246,7 @@ class RunLog:
             )
             for name, rid in runs.items()
         ]
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        _log_inputs(self.client, self.run_id, inputs)
 
     def model(
         self, module: Any, name: str, example: Any, metadata: Mapping[str, Any], three_d: bool = False
