@@ -96,6 +96,21 @@ def mlflow_server(folder: Path) -> Iterator[str]:
         server.wait(timeout=30)
 
 
+def sweep_cli(
+    tmp_path: Path, cache: Path, study: Path, overrides: list[str]
+) -> tuple[list[str], dict[str, str], str, Path]:
+    """`python -m pipeline sweep STUDY OVERRIDES --docs tmp/docs` as a user runs it, into a
+    sqlite store in `tmp_path`, offline: (command, environment, store URI, docs folder)."""
+    import os
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    docs = tmp_path / "docs"
+    cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), *overrides, "--docs", str(docs)]
+    return cmd, env, uri, docs
+
+
 def kill_after_first_student(cmd: list[str], env: dict, client: MlflowClient, timeout: float) -> None:
     """Start a sweep command from the repository and SIGKILL it, with the Ray processes it
     started (its process group), once its first student run is FINISHED."""

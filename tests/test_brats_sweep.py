@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import kill_after_first_student, runs_by_stage
+from support import kill_after_first_student, runs_by_stage, sweep_cli
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDS = 2
@@ -50,32 +48,22 @@ def test_brats_study_resumes_ensembles_and_reports(tmp_path, kdsweep_cache):
 
     root = tmp_path / "brats"
     generate_brats(root, n_hgg=14, n_lgg=8, shape=(24, 24, 12), seed=0)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "KDSWEEP_CACHE": str(kdsweep_cache),
-        "HF_HUB_OFFLINE": "1",
-    }
-    docs = tmp_path / "docs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "sweep",
-        str(_study(tmp_path)),
-        "dataset=synthetic-brats",
-        "profile=brats3d-tiny",
-        f"dataset.root={root}",
-        "student.vision.image_size=24",
-        "train.teacher_epochs=1",
-        "train.student_epochs=1",
-        "train.latency_runs=3",
-        "train.device=cpu",
-        "tracking.log_models=none",
-        "--docs",
-        str(docs),
-    ]
+    cmd, env, uri, docs = sweep_cli(
+        tmp_path,
+        kdsweep_cache,
+        _study(tmp_path),
+        [
+            "dataset=synthetic-brats",
+            "profile=brats3d-tiny",
+            f"dataset.root={root}",
+            "student.vision.image_size=24",
+            "train.teacher_epochs=1",
+            "train.student_epochs=1",
+            "train.latency_runs=3",
+            "train.device=cpu",
+            "tracking.log_models=none",
+        ],
+    )
     client = MlflowClient(uri)
     kill_after_first_student(cmd, env, client, 600)  # then the same command again
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)

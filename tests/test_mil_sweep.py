@@ -7,9 +7,7 @@ from the store. (The full 5-fold `make sweep-mil` is timed by `make bench`, figu
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import kill_after_first_student, runs_by_stage
+from support import kill_after_first_student, runs_by_stage, sweep_cli
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDS = 2
@@ -41,32 +39,22 @@ def test_mil_study_resumes_after_kill_9_without_duplicates(tmp_path, kdsweep_cac
 
     root = tmp_path / "brats"
     generate_brats(root, n_hgg=14, n_lgg=6, shape=(24, 24, 12), seed=0)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "KDSWEEP_CACHE": str(kdsweep_cache),
-        "HF_HUB_OFFLINE": "1",
-    }
-    docs = tmp_path / "docs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "sweep",
-        str(_study(tmp_path)),
-        "dataset=synthetic-brats",
-        "profile=mil-tiny",
-        f"dataset.root={root}",
-        "teacher.vision.image_size=24",
-        "student.vision.image_size=24",
-        "train.teacher_epochs=2",
-        "train.student_epochs=2",
-        "train.latency_runs=3",
-        "train.device=cpu",
-        "--docs",
-        str(docs),
-    ]
+    cmd, env, uri, docs = sweep_cli(
+        tmp_path,
+        kdsweep_cache,
+        _study(tmp_path),
+        [
+            "dataset=synthetic-brats",
+            "profile=mil-tiny",
+            f"dataset.root={root}",
+            "teacher.vision.image_size=24",
+            "student.vision.image_size=24",
+            "train.teacher_epochs=2",
+            "train.student_epochs=2",
+            "train.latency_runs=3",
+            "train.device=cpu",
+        ],
+    )
     client = MlflowClient(uri)
     kill_after_first_student(cmd, env, client, 400)  # then the same command again
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
