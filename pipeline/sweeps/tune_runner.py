@@ -77,6 +77,7 @@ def _guarded(stage: str, body, config: dict) -> None:
     final: reported as the trial's result, so that Ray's retries (FailureConfig) only repeat
     trials whose worker or node died. The run itself is already FAILED with its reason."""
     config = {**config.get("trial", {}), **config}
+    os.environ.update(config.get("env", {}))  # this sweep's store, cache and roots (cluster.trial_env)
     _threads(config["cpu"])
     try:
         body(config)

@@ -1,0 +1,154 @@
+"""Session fixtures for the README's "Scaling out" path, shared by tests/test_cluster.py and
+tests/test_mlflow_ui.py: one real Ray head (`ray start --head`, token authentication on), one
+real `mlflow server`, and ONE sweep through the CLI with RAY_ADDRESS and MLFLOW_TRACKING_URI.
+Starting these takes about a minute on 2 cores and the sweep another: both test files read the
+same sweep rather than run one each. The fixtures stop exactly the processes they started."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support import free_port, mlflow_server, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+RAY = Path(sys.executable).parent / "ray"
+TINY = [  # tiny_overrides without dataset.root: the root comes from SYNTHETIC_WOUND_ROOT
+    "teacher.vision.image_size=32",
+    "teacher.vision.kwargs.img_size=32",
+    "student.vision.image_size=32",
+    "student.vision.kwargs.img_size=32",
+    "train.teacher_epochs=1",
+    "train.student_epochs=1",
+    "train.batch_size=16",
+    "train.latency_runs=5",
+    "train.device=cpu",
+]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any Ray address or authentication, offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def processes(pgid: int) -> set[int]:
+    """The processes of one process group and all their descendants (Ray's workers run in
+    groups of their own, as children of the raylet)."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,pgid=,stat="], capture_output=True, text=True).stdout
+    # zombies have exited already (their parent has not reaped them yet)
+    table = [row.split()[:3] for row in out.splitlines() if not row.split()[3].startswith("Z")]
+    found = {int(pid) for pid, _, group in table if int(group) == pgid}
+    grew = True
+    while grew:
+        more = {int(pid) for pid, ppid, _ in table if int(ppid) in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+
+
+def loss_study(folder: Path) -> Path:
+    """Two configurations (none, vanilla): one teacher trained, then reused by the KD student."""
+    path = folder / "study.yaml"
+    data = {
+        "experiment": "default",
+        "space": {"loss.name": ["none", "vanilla"]},
+        "metric": "dev/avg_f1",
+        "mode": "max",
+        "seeds": [0],
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def sweep(study: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    """`python -m pipeline sweep STUDY --dataset synthetic-wound TINY EXTRA` as a user types it."""
+    cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), "--dataset", "synthetic-wound"]
+    cmd += [*TINY, *extra, "--docs", str(study.parent / "docs")]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[dict[str, str]]:
+    """`ray start --head` on 127.0.0.1: free ports, its own temp dir (short: Ray's socket paths
+    must fit in 107 bytes), Ray's token authentication on with a token of this session's. Yields
+    the address and the token file; stops only this head's processes."""
+    tmp = Path(tempfile.mkdtemp(prefix="kdray-", dir="/tmp"))
+    token = tmp / "token"
+    token.write_text(secrets.token_hex(32))
+    port = free_port()
+    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    cmd = [
+        str(RAY),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        f"--temp-dir={tmp / 'ray'}",
+        f"--dashboard-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        "--disable-usage-stats",
+    ]
+    # its own session: every daemon `ray start` leaves behind is in this process group
+    started = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    pgid = started.pid
+    try:
+        log, _ = started.communicate(timeout=180)
+        assert started.returncode == 0, log[-3000:]
+        yield {"address": f"127.0.0.1:{port}", "token_path": str(token)}
+    finally:
+        for pid in processes(pgid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_for(lambda: not processes(pgid), 30, "the head's processes to exit", every=0.5)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The shared sweep: the server's URI, the sweep's stdout, its folder (study.yaml, docs/,
+    server/ with the artifacts) and the dataset root it read."""
+
+    uri: str
+    stdout: str
+    folder: Path
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def served_sweep(ray_head, tmp_path_factory, synth_wound) -> Iterator[Served]:
+    """One loss sweep (none, vanilla) on the Ray head into a real `mlflow server` (artifacts
+    proxied), system metrics sampled every second (a tiny trial lasts a few); the dataset root
+    given relative to where the user runs, as a *_ROOT variable."""
+    tmp = tmp_path_factory.mktemp("served")
+    study = loss_study(tmp)
+    relative = os.path.relpath(synth_wound, REPO)
+    with mlflow_server(tmp / "server") as uri:
+        env = clean_env(
+            KDSWEEP_CACHE=str(tmp / "cache"),
+            SYNTHETIC_WOUND_ROOT=relative,
+            RAY_ADDRESS=ray_head["address"],
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=ray_head["token_path"],
+            MLFLOW_TRACKING_URI=uri,
+        )
+        done = sweep(study, env, "tracking.system_metrics_interval=1")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        yield Served(uri, done.stdout, tmp, synth_wound)
