@@ -1,5 +1,6 @@
-"""Reading runs in bulk for the report stage (part of the tracking module: the one place that
-talks to MLflow). Two readers give the same records: "sql" reads MLflow's own tables of a SQL
+"""Reading runs for the report stage: in bulk (`Reader`), as a pandas frame (`runs_frame`), and a
+run's text artifacts (`read_text`). Part of pipeline.tracking, the one place that talks to
+MLflow. Two bulk readers give the same records: "sql" reads MLflow's own tables of a SQL
 store (sqlite or another SQLAlchemy URI) in a few read-only queries and imports no MLflow
 (~1.5 s); "mlflow" goes through the public client (search_runs, get_metric_history), all that
 a tracking server (http://) offers. The tables and columns read are those of MLflow's schema
@@ -9,10 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pipeline.tracking import client, display_uri, sqlite_path, tracking_uri
+from pipeline.tracking.store import client, display_uri, sqlite_path, tracking_uri
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 _QUOTED = ("key", "value", "step", "timestamp")  # reserved words in some dialects
@@ -228,3 +234,29 @@ class Reader:
         if not ids or not ks:
             return {}
         return _read(self.via, lambda: _sql_histories(ids, ks), lambda: _client_histories(ids, ks))
+
+
+def runs_frame(filter_string: str) -> pd.DataFrame:
+    """Runs of every experiment matching `filter_string`, as one pandas frame (columns run_id,
+    status, start_time, metrics.*, params.*, tags.*), read in bulk pages, not run by run:
+    mlflow.search_runs itself, the yardstick the readers above are checked against."""
+    import mlflow
+
+    c = client()
+    ids = [e.experiment_id for e in c.search_experiments()]
+    if not ids:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return mlflow.search_runs(experiment_ids=ids, filter_string=filter_string, output_format="pandas")
+
+
+def read_text(run_id: str, path: str) -> str | None:
+    """A text artifact of a run, or None when it is missing."""
+    import mlflow
+
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            return Path(client().download_artifacts(run_id, path, d)).read_text(encoding="utf-8")
+    except (OSError, mlflow.exceptions.MlflowException):
+        return None
