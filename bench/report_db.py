@@ -120,7 +120,6 @@ def _metric_rows(run_id: str, final: dict, epochs: int, now: int) -> tuple[list[
 def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = None) -> dict:
     """Fill the (empty) store at `uri` with `n_runs` runs (a bench child: `ctx` is unused)."""
     import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
 
     from pipeline import tracking
 
@@ -133,7 +132,7 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
     exps = {d: tracking.experiment_id(c, f"kdsweep-{d}") for d in DATASETS}
     art = {d: Path(c.get_experiment(e).artifact_location.removeprefix("file://")) for d, e in exps.items()}
     rnd = random.Random(seed)
-    tables: dict[str, list[dict]] = {"runs": [], "tags": [], "params": [], "metrics": [], "latest": []}
+    tables: dict[str, list[dict]] = {k: [] for k in ("runs", "tags", "params", "metrics", "latest_metrics")}
     t0, written, sweeps, i = 1_700_000_000_000, 0, 0, 0
 
     def add_run(dataset: str, name: str, tags: dict, params: dict, final: dict, start: int) -> str:
@@ -161,7 +160,7 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
         tables["params"] += [{"key": k, "value": str(v), "run_uuid": run_id} for k, v in params.items()]
         rows, latest = _metric_rows(run_id, final, 6 if tags.get("stage") != "sweep" else 0, start)
         tables["metrics"] += rows
-        tables["latest"] += latest
+        tables["latest_metrics"] += latest
         return run_id
 
     while written < n_runs:
@@ -247,17 +246,11 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
         sweeps += 1
         i += 1
     engine = sa.create_engine(f"sqlite:///{db}")
+    sql = tracking.sql_tables()  # MLflow's own tables, through the one package that knows MLflow
     with engine.begin() as con:
-        for table, model in (
-            ("runs", SqlRun),
-            ("tags", SqlTag),
-            ("params", SqlParam),
-            ("metrics", SqlMetric),
-            ("latest", SqlLatestMetric),
-        ):
-            rows = tables[table]
+        for name, rows in tables.items():  # runs first: the others refer to them
             for k in range(0, len(rows), 50_000):
-                con.execute(model.__table__.insert(), rows[k : k + 50_000])
+                con.execute(sql[name].insert(), rows[k : k + 50_000])
     engine.dispose()
     return {
         "runs": written,

@@ -25,9 +25,9 @@ TARGET_MIN = 15.0
 def _runs(store: str) -> tuple[dict[str, float], float, dict[str, float]]:
     """(seconds from first start to last end per phase, max peak_rss_mb over the runs, and per
     phase: the model of each phase of the BraTS study)."""
-    from mlflow.tracking import MlflowClient
+    from pipeline import tracking
 
-    c = MlflowClient(store)
+    c = tracking.client_at(store)
     exps = [e.experiment_id for e in c.search_experiments()]
     spans: dict[str, list[int]] = {}
     peak = 0.0

@@ -81,9 +81,7 @@ def _time_client_calls() -> tuple[list[float], dict[str, float]]:
     import functools
     import threading
 
-    from mlflow.tracking import MlflowClient
-
-    from pipeline.tracking import RunLog
+    from pipeline.tracking import RunLog, client_class
 
     spent, calls = [0.0, 0.0], {}
     local = threading.local()
@@ -106,7 +104,7 @@ def _time_client_calls() -> tuple[list[float], dict[str, float]]:
 
         return timed
 
-    for cls in (MlflowClient, RunLog):
+    for cls in (client_class(), RunLog):
         for name in dir(cls):
             attr = getattr(cls, name)
             if not name.startswith("_") and callable(attr):
