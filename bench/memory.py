@@ -42,7 +42,7 @@ def paper_overrides(ctx: Context) -> list[str]:
 
 def one_step(ctx: Context, profile: str, threads: int) -> dict:
     """Build teacher and student, run one KD training step of the student; peak memory."""
-    from models.model import parameter_count
+    from models.stats import parameter_count
 
     set_threads(threads)
     step = KDStep.build(ctx.overrides() if profile == "tiny" else paper_overrides(ctx))

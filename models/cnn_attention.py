@@ -9,7 +9,7 @@ Any timm CNN with `features_only` support works (efficientnet_b0, mobilenetv3_sm
 students; efficientnet_b3 or densenet121 as the teacher). Weights never come from the hub
 (`pretrained=False`): tests run offline, and trained weights arrive as a local `checkpoint`.
 
-`ImageEncoder` takes float images already normalised; `models.backbones.VisionBackbone` can
+`ImageEncoder` takes float images already normalised; `models.backbone_base.VisionBackbone` can
 wrap it as its `net` to get the uint8 -> resize -> normalise front end. `model_stats` fills the
 seed's `inference_time_ms` / `model_size_mb` columns.
 """
@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from core.errors import ConfigError
 from core.schema import VisionConfig
 from models import efficientnet_lite
-from models.backbones import VISION, VisionBackbone
+from models.backbone_base import VISION, VisionBackbone
+from models.stats import parameter_count, size_mb
 
 ATTENTIONS = ("none", "mhsa")
 
@@ -219,8 +220,6 @@ def model_stats(
                 times.append((time.perf_counter() - start) * 1000.0)
     finally:
         module.train(was_training)
-    from models.model import parameter_count, size_mb  # here: models.model imports this module
-
     return {
         "params": parameter_count(module),
         "size_mb": size_mb(module),

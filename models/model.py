@@ -125,14 +125,3 @@ class FrozenTeacher(nn.Module):
     @torch.no_grad()
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
         return self.model(batch)
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def size_mb(model: nn.Module) -> float:
-    """Bytes of parameters and buffers, in MiB (what a saved state_dict weighs)."""
-    n = sum(p.numel() * p.element_size() for p in model.parameters())
-    n += sum(b.numel() * b.element_size() for b in model.buffers())
-    return n / 2**20

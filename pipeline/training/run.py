@@ -21,7 +21,8 @@ import torch
 
 from core.schema import ExperimentConfig, ModelConfig
 from losses import LOSSES, LossContext
-from models.model import FrozenTeacher, KDModel, parameter_count, size_mb
+from models.model import FrozenTeacher, KDModel
+from models.stats import parameter_count, size_mb
 from pipeline import tracking
 from pipeline.config.identity import experiment_name, needs_teacher, teacher_hash
 from pipeline.config.loader import config_hash, dump_yaml, flatten
