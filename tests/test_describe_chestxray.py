@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config.loader import load_dataset_config
+from pipeline.data.__main__ import main
 from pipeline.data.chestxray import LABELS, NO_FINDING, label_matrix, read_chestxray, stage_splits
-from pipeline.data.medpix import main
 from pipeline.data.synth_chestxray import generate_chestxray
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,20 +9,19 @@ Format (CHILab1/MedPix-2.0, MedPix-2-0/), the same for MedPix, Wound and the syn
 Everything is checked before any work or any write: files, JSON lines, label fields, image
 files, empty splits, and leakage (one case or image file in two splits). Each problem is a
 one-line `DataError` naming the file and line. Decoding and tokenising live in
-`pipeline.data.dataset`; `python -m pipeline.data describe <dataset> [--root DIR]` prints a summary.
+`pipeline.data.dataset`; `python -m pipeline.data describe <dataset> [--root DIR]` prints `describe`'s
+summary (the CLI: pipeline/data/__main__.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataError, KdsweepError
+from core.errors import DataError
 from core.schema import DatasetConfig
 
 SPLITS = ("train", "dev", "test")
@@ -191,52 +190,3 @@ def describe(cfg: DatasetConfig) -> str:
         for c in sorted({c for cnt in counts.values() for c in cnt}):
             lines.append(f"    {c:{width}s} " + " ".join(f"{counts[n][c]:6d}" for n in splits))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pipeline.config.loader import load_dataset_config
-
-    parser = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser(
-        "describe",
-        help="print split sizes and label counts",
-        description="MedPix-format datasets: samples, cases, text lengths and class counts per split. "
-        "ChestX-ray14-format datasets (format: chestxray): images, patients, No Finding share and "
-        "labels per image per split (train, the val carve-out, test), positives and prevalence "
-        "per label, and the subset's share when `subset` is set.",
-    )
-    d.add_argument("dataset", help="a dataset name under sweeps/datasets")
-    d.add_argument("--root", help="dataset root (default: from the dataset YAML)")
-    d.add_argument(
-        "--skip-images",
-        action="store_true",
-        help="format: chestxray only: do not require the image files (the NIH label table ships without them)",
-    )
-    d.add_argument("overrides", nargs="*", help="key=value overrides of the dataset config")
-    # parse_known_args: overrides may also follow --root (argparse ends nargs="*" at an option)
-    args, extra = parser.parse_known_args(argv)
-    if any(x.startswith("-") or "=" not in x for x in extra):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        overrides = [*args.overrides, *extra] + ([f"root={args.root}"] if args.root else [])
-        cfg = load_dataset_config(args.dataset, overrides)
-        if cfg.format == "chestxray":
-            from pipeline.data.chestxray import describe as describe_chestxray
-
-            text = describe_chestxray(cfg, check_images=not args.skip_images)
-        elif args.skip_images:
-            parser.error(
-                f"--skip-images: dataset {cfg.name!r} is format {cfg.format}; only format chestxray can skip images"
-            )
-        else:
-            text = describe(cfg)
-    except KdsweepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
