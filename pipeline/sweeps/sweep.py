@@ -35,6 +35,7 @@ from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, 
 from pipeline.sweeps import summary
 from pipeline.sweeps.batch import Context, Row, run_batch
 from pipeline.sweeps.cluster import address
+from pipeline.sweeps.register import register_sweep_choice  # imports torch only to register
 
 Say = Callable[[str], None]
 
@@ -222,26 +223,8 @@ def run_sweep(
         )
         parent_id = parent.run_id
     if first.tracking.log_models == "chosen":
-        _register(study, first.dataset.name, rows, plan, parent_id, say)
+        register_sweep_choice(study, first.dataset.name, rows, plan, parent_id, say)
     return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases)
-
-
-def _register(
-    study: StudyConfig, dataset: str, rows: list[Row], plan: list[Phase], parent_id: str, say: Say
-) -> None:
-    """The student configuration chosen on dev becomes a registered MLflow model."""
-    found = summary.chosen(rows, plan, study.metric, study.mode)
-    if found is None:
-        say("no FINISHED student: no model registered")
-        return
-    row, rule = found
-    from pipeline.training.export import register_chosen  # torch: only now, at the end
-
-    tags = {"sweep_run_id": parent_id, "study": study.name, "configuration": row.label, "selection": rule}
-    try:
-        register_chosen(row.run_id, f"{study.name}-{dataset}-student", tags, say)
-    except Exception as e:  # the trials are done and recorded: say so, do not fail the sweep
-        say(f"could not register the chosen student (run {row.run_id}): {type(e).__name__}: {e}")
 
 
 def _phase_trials(

@@ -3,16 +3,13 @@ example and the code they need, so `mlflow.pytorch.load_model("runs:/<id>/studen
 fresh process without kdsweep's config (models.export.Packed says what goes in and out).
 
 `tracking.log_models` decides which: `chosen` (default) logs every teacher as it is trained and,
-at the end of a sweep, the student configuration chosen on dev (`register_chosen`, which rebuilds
-it from its run's config and checkpoint and registers it); `all` logs every teacher and student
-as they are trained; `none` logs no model. The state-dict checkpoints stay as they are.
+at the end of a sweep, the student configuration chosen on dev (pipeline.sweeps.register rebuilds
+it from its run's config and checkpoint, logs it with `log_model` and registers it); `all` logs
+every teacher and student as they are trained; `none` logs no model. The state-dict checkpoints
+stay as they are.
 """
 
 from __future__ import annotations
-
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 
@@ -21,8 +18,6 @@ from models.export import Packed
 from models.model import KDModel
 from pipeline import tracking
 from pipeline.data.dataset import DataBundle
-
-Say = Callable[[str], None]
 
 
 def packed(model: KDModel, data: DataBundle, cfg: ExperimentConfig) -> tuple[Packed, torch.Tensor]:
@@ -65,25 +60,3 @@ def log_model(log: tracking.RunLog, model: KDModel, data: DataBundle, cfg: Exper
         return log.model(module, model.role, matrix[:2].numpy(), meta, three_d=model.volume is not None)
     finally:
         model.to(device)
-
-
-def register_chosen(run_id: str, name: str, tags: Mapping[str, str], say: Say = print) -> str:
-    """Rebuild the student of a FINISHED run from its config.yaml and checkpoint, log it as an
-    MLflow model on that run and register it as `name` with `tags`; returns the version."""
-    from pipeline.config.loader import load_experiment
-    from pipeline.training.run import build_model, prepare
-
-    text = tracking.read_text(run_id, "config.yaml")
-    if text is None:
-        raise ValueError(f"run {run_id} has no config.yaml: it cannot be rebuilt")
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "config.yaml"
-        path.write_text(text, encoding="utf-8")
-        cfg = load_experiment(str(path))
-    data, _ = prepare(cfg, say=lambda _: None)
-    student = build_model(cfg.student, data, "student", cfg.seed + 1)
-    student.load_state_dict(tracking.load_state_dict(run_id, "student/model.pt"))
-    uri = log_model(tracking.RunLog(tracking.client(), run_id), student, data, cfg)
-    version = tracking.register(uri, name, dict(tags))
-    say(f"registered the chosen student as model {name!r} version {version} (run {run_id})")
-    return version
