@@ -56,9 +56,9 @@ format: setup ## ruff format and autofix
 
 data: setup data/synthetic-medpix/.done data/synthetic-wound/.done data/synthetic-chestxray/.done data/synthetic-brats/.done ## write the synthetic datasets to data/synthetic-{medpix,wound,chestxray,brats}
 
-data/synthetic-chestxray/.done: pipeline/data/synth_chestxray.py
-data/synthetic-brats/.done: pipeline/data/synth_brats.py
-data/synthetic-%/.done: pipeline/data/synth.py $(STAMP)
+data/synthetic-chestxray/.done: pipeline/data/synth/chestxray.py
+data/synthetic-brats/.done: pipeline/data/synth/brats.py
+data/synthetic-%/.done: pipeline/data/synth/__init__.py pipeline/data/synth/medpix.py $(STAMP)
 	rm -rf data/synthetic-$*
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*
 	@touch $@

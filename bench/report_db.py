@@ -64,7 +64,7 @@ class _Pool:
 
     def __init__(self, dataset: str, folder: Path, rng: np.random.Generator) -> None:
         from pipeline.config.loader import flatten, load_experiment
-        from pipeline.data.synth import KINDS
+        from pipeline.data.synth.medpix import KINDS
         from tasks import TASK_KINDS, Predictions
 
         cfg = load_experiment("default", [f"dataset={dataset}"])

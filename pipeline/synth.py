@@ -1,5 +1,5 @@
-"""python -m pipeline.synth {medpix,wound,chestxray} --out DIR [...]: the synthetic datasets
-(the generators live in pipeline.data.synth and pipeline.data.synth_chestxray)."""
+"""python -m pipeline.synth {medpix,wound,chestxray,brats} --out DIR [...]: the synthetic datasets
+(the generators live in the sub-package pipeline.data.synth, one module per layout)."""
 
 import sys
 

@@ -40,7 +40,7 @@ def kdsweep_cache(tmp_path_factory, monkeypatch) -> Path:
 
 
 def _generate(tmp_path_factory, kind: str) -> Path:
-    from pipeline.data.synth import generate
+    from pipeline.data.synth.medpix import generate
 
     out = tmp_path_factory.mktemp(f"synth-{kind}") / kind
     generate(kind, out, dict(SMALL), image_size=SMALL_IMAGE_SIZE, seed=0)

@@ -1,4 +1,4 @@
-"""pipeline.data.brats, pipeline.data.bags and pipeline.data.synth_brats: MIL bags from the BraTS 2019
+"""pipeline.data.brats, pipeline.data.bags and pipeline.data.synth.brats: MIL bags from the BraTS 2019
 layout (tiny synthetic volumes) and from the generic bag CSV, their cache, errors and test split."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from core.errors import ConfigError, DataError
 from pipeline.data import brats
 from pipeline.data.bags import BagRecord, PngBagSet, load_png_bag, read_bag_csv, stratified_holdout
 from pipeline.data.brats import BagSet, load_bag, read_brats, select_slices
-from pipeline.data.synth_brats import generate_brats
+from pipeline.data.synth.brats import generate_brats
 
 MODS = ("flair", "t1", "t1ce", "t2")
 TINY = (16, 16, 10)
@@ -135,7 +135,7 @@ def _subject(root: Path, grade: str = "HGG") -> Path:
 
 
 def test_volume_errors(tiny, nib):
-    from pipeline.data.synth_brats import _write_nifti
+    from pipeline.data.synth.brats import _write_nifti
 
     record = read_brats(tiny, MODS)[0]
     t1 = record.instances[1]

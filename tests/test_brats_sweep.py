@@ -43,7 +43,7 @@ def _text(client: MlflowClient, run_id: str, path: str, tmp: Path) -> str:
 
 
 def test_brats_study_resumes_ensembles_and_reports(tmp_path, kdsweep_cache):
-    from pipeline.data.synth_brats import generate_brats
+    from pipeline.data.synth.brats import generate_brats
     from pipeline.training.ensemble import combine
 
     root = tmp_path / "brats"

@@ -1,4 +1,4 @@
-"""pipeline.data.chestxray and pipeline.data.synth_chestxray: the NIH ChestX-ray14 layout, patient-grouped
+"""pipeline.data.chestxray and pipeline.data.synth.chestxray: the NIH ChestX-ray14 layout, patient-grouped
 splits, the stratified subset (at full scale on the real NIH table), and the synthetic generator."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pipeline.data.chestxray import (
     read_chestxray,
     read_table,
 )
-from pipeline.data.synth_chestxray import (
+from pipeline.data.synth.chestxray import (
     CUE_CENTRES,
     CUE_SIGN,
     PREVALENCE,

@@ -22,7 +22,7 @@ from pipeline.training.run import teacher_hash
 
 @pytest.fixture(scope="module")
 def synth_xray(tmp_path_factory) -> Path:
-    from pipeline.data.synth_chestxray import generate_chestxray
+    from pipeline.data.synth.chestxray import generate_chestxray
 
     out = tmp_path_factory.mktemp("cv-xray") / "chestxray"
     generate_chestxray(out, n_patients=60, image_size=16, seed=0)

@@ -15,7 +15,7 @@ import pytest
 from pipeline.config.loader import load_dataset_config
 from pipeline.data.__main__ import main
 from pipeline.data.chestxray import LABELS, NO_FINDING, label_matrix, read_chestxray, stage_splits
-from pipeline.data.synth_chestxray import generate_chestxray
+from pipeline.data.synth.chestxray import generate_chestxray
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NIH = REPO.parent / "shared" / "datasets" / "nih-chestxray14-labels"

@@ -17,7 +17,7 @@ from pipeline.config.loader import load_experiment
 
 @pytest.fixture(scope="module")
 def synth_brats(tmp_path_factory) -> Path:
-    from pipeline.data.synth_brats import generate_brats
+    from pipeline.data.synth.brats import generate_brats
 
     out = tmp_path_factory.mktemp("brats") / "brats"
     generate_brats(out, n_hgg=14, n_lgg=6, shape=(24, 24, 12), seed=0)

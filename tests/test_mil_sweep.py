@@ -35,7 +35,7 @@ def _study(tmp_path: Path) -> Path:
 
 
 def test_mil_study_resumes_after_kill_9_without_duplicates(tmp_path, kdsweep_cache):
-    from pipeline.data.synth_brats import generate_brats
+    from pipeline.data.synth.brats import generate_brats
 
     root = tmp_path / "brats"
     generate_brats(root, n_hgg=14, n_lgg=6, shape=(24, 24, 12), seed=0)

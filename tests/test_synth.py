@@ -1,4 +1,4 @@
-"""pipeline.data.synth: MedPix-2.0-format synthetic datasets, byte-identical per seed, real PNGs."""
+"""pipeline.data.synth.medpix: MedPix-2.0-format synthetic datasets, byte-identical per seed, real PNGs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline.config.loader import load_dataset_config
 from pipeline.data.medpix import read_dataset
-from pipeline.data.synth import KINDS
+from pipeline.data.synth.medpix import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,7 @@ SMALL = (24, 24, 12)  # the fixture's volumes: the synthetic generator's smalles
 
 @pytest.fixture(scope="module")
 def synth_brats(tmp_path_factory) -> Path:
-    from pipeline.data.synth_brats import generate_brats
+    from pipeline.data.synth.brats import generate_brats
 
     out = tmp_path_factory.mktemp("brats3d") / "brats"
     generate_brats(out, n_hgg=14, n_lgg=6, shape=SMALL, seed=0)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def synth_xray(tmp_path_factory):
-    from pipeline.data.synth_chestxray import generate_chestxray
+    from pipeline.data.synth.chestxray import generate_chestxray
 
     out = tmp_path_factory.mktemp("synth-xray") / "chestxray"
     generate_chestxray(out, n_patients=60, image_size=32, seed=0)

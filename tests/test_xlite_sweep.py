@@ -50,7 +50,7 @@ PLAN = [
 
 
 def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch, local_ray):
-    from pipeline.data.synth_chestxray import generate_chestxray
+    from pipeline.data.synth.chestxray import generate_chestxray
 
     root = tmp_path / "cx"
     generate_chestxray(root, n_patients=40, image_size=32, seed=0)

@@ -1,6 +1,6 @@
 """Read BraTS 2019 (training set, as published) into MIL bags: one bag per subject, label = grade.
 
-Layout (the synthetic copy of `pipeline.data.synth_brats` is the same)::
+Layout (the synthetic copy of `pipeline.data.synth.brats` is the same)::
 
     <root>/HGG/<subject>/<subject>_{flair,t1,t1ce,t2,seg}.nii.gz   (.nii also accepted)
     <root>/LGG/<subject>/...

@@ -1,6 +1,6 @@
 """Read NIH ChestX-ray14 as published into patient-grouped, multi-label train/val/test records.
 
-Layout (NIH Clinical Center; the synthetic set of `pipeline.data.synth_chestxray` writes the same)::
+Layout (NIH Clinical Center; the synthetic set of `pipeline.data.synth.chestxray` writes the same)::
 
     <root>/Data_Entry_2017.csv   one image per row (also .csv.gz, and the Data_Entry_2017_v2020 name)
     <root>/train_val_list.txt    one image file name per line; optional, together with test_list.txt

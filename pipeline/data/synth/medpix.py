@@ -3,6 +3,8 @@
     python -m pipeline.synth {medpix,wound} --out DIR [--n-train N --n-dev N --n-test N
                                                        --image-size PX --seed S]
 
+(the command line: pipeline.data.synth's `main`)
+
 The label signal is split between the modalities so that fusion matters. For every sample and
 task, one of three cue modes is drawn:
   - image (35 %): the image shows the class pattern; the text says nothing about this task;
@@ -16,10 +18,8 @@ is drawn from the whole range), task 2 a bright blob whose position on a ring en
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,34 +199,3 @@ def generate(kind_name: str, out: Path, n: dict[str, int], image_size: int = 64,
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["chestxray"]:  # the NIH ChestX-ray14 layout has a generator of its own
-        from pipeline.data.synth_chestxray import main as chestxray
-
-        return chestxray(argv[1:])
-    if argv[:1] == ["brats"]:  # the BraTS 2019 MRI layout (MIL bags) has a generator of its own
-        from pipeline.data.synth_brats import main as brats
-
-        return brats(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m pipeline.synth", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=[*sorted(KINDS), "chestxray", "brats"])
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--n-train", type=int, default=1200)
-    p.add_argument("--n-dev", type=int, default=300)
-    p.add_argument("--n-test", type=int, default=300)
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    for name in ("n_train", "n_dev", "n_test", "image_size"):
-        if getattr(a, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be > 0")
-    generate(a.kind, a.out, {"train": a.n_train, "dev": a.n_dev, "test": a.n_test}, a.image_size, a.seed)
-    print(f"wrote {a.kind} ({a.n_train}/{a.n_dev}/{a.n_test} train/dev/test, {a.image_size}px) to {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
