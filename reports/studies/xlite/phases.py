@@ -1,11 +1,7 @@
-"""docs/xlite_experiments.md: the X-Lite study log (seed 004) filled in from the run database.
-
-Sections as in the seed: the results.csv template, baseline students and the backbone decision,
-the distillation table (with the loss terms of the best distilled run), does KD help, τ and α
-sensitivity, the final model per disease, error analysis, cross-validation, teacher against
-student, failed trials, summary and recommendation. Every choice shown is the one made on
-validation macro AUC; test numbers are reported beside it and never choose.
-"""
+"""The phase sections of docs/xlite_experiments.md: baseline students and the backbone decision,
+the distillation table with the loss terms of the best distilled run, does KD help (a paired
+bootstrap of test macro AUC), and τ and α sensitivity. Every choice is the one made on
+validation macro AUC; test numbers are shown beside it and never choose."""
 
 from __future__ import annotations
 
@@ -14,24 +10,32 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.compare import seeds_text
+from reports.csvs import monitor
+from reports.groups import Group
+from reports.markdown import table
+from reports.phased import KD_PHASES, Study
+from reports.plots import loss_plot, sensitivity_plot
 from reports.query import histories, predictions
-from reports.results_csv import _monitor
-from reports.stats import fmt
-from reports.xlite_data import KD_PHASES, Row, Study
-from reports.xlite_final import final_section
-from reports.xlite_plots import loss_plot, sensitivity_plot
-from reports.xlite_stats import RESAMPLES, AucDiff, paired_auc_bootstrap
-from reports.xlite_summary import tail_sections
+from reports.resample import RESAMPLES, auc_scorer, paired
+from reports.stats import Diff, Verdicts, fmt, seeds_text
 
-SHOWN_CSV_ROWS = 3
+BEYOND = Verdicts(
+    "beyond noise (the interval lies above 0)",
+    "beyond noise, lower (the interval lies below 0)",
+    "within noise (the interval contains 0)",
+)
+CONCLUSION = Verdicts(
+    "distillation helps beyond the noise of this test set.",
+    "distillation hurts beyond the noise of this test set.",
+    "the difference is within noise: this test set does not show that distillation helps.",
+)
 
 
-def _failed(row: Row) -> str:
+def _failed(row: Group) -> str:
     return "failed: " + "; ".join(why for _, why in row.missing())
 
 
-def _tied(rows: list[Row], best: Row) -> str:
+def _tied(rows: list[Group], best: Group) -> str:
     """Other experiments with the same validation AUC: the choice among them is by order only."""
     same = [
         r.exp_id for r in rows if r.ok and r is not best and r.run_ids != best.run_ids and r.val == best.val
@@ -39,18 +43,9 @@ def _tied(rows: list[Row], best: Row) -> str:
     return f", tied with {', '.join(same)}: the earlier experiment is kept, as the study does" if same else ""
 
 
-def csv_section(study: Study, csv_lines: list[str]) -> list[str]:
-    return [
-        "### Results CSV",
-        "",
-        "[xlite_results.csv](xlite_results.csv) holds one row per phase, experiment and fold in the "
-        "seed's results.csv columns (what each column holds: `reports/xlite_csv.py`). Its first rows:",
-        "",
-        "```csv",
-        *csv_lines[: 1 + SHOWN_CSV_ROWS],
-        "```",
-        "",
-    ]
+def _note(r: Group, best: Group | None, top: Group | None) -> str:
+    note = _failed(r) if not r.ok else "chosen on validation" if r is best else ""
+    return "best on test (not used to choose)" if r.ok and r is top and r is not best else note
 
 
 def baseline_section(study: Study) -> list[str]:
@@ -58,21 +53,35 @@ def baseline_section(study: Study) -> list[str]:
     lines = ["### Phase 1: baseline students (no distillation)", ""]
     if not rows:
         return lines + ["No `baseline` phase in this sweep.", ""]
-    lines += [
-        "| Exp | CNN | Attention | Val AUC | Val F1 | Test AUC | Test F1 | Latency (ms) | Size (MB) | Peak memory (MB) | Notes |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    head = [
+        "Exp",
+        "CNN",
+        "Attention",
+        "Val AUC",
+        "Val F1",
+        "Test AUC",
+        "Test F1",
+        "Latency (ms)",
+        "Size (MB)",
     ]
     best, top = study.best(["baseline"]), study.top_test(rows)
-    for r in rows:
-        note = _failed(r) if not r.ok else "chosen on validation" if r is best else ""
-        if r.ok and r is top and r is not best:
-            note = "best on test (not used to choose)"
-        lines.append(
-            f"| {r.exp_id} | {r.backbone or '?'} | {r.attention or '?'} | {fmt(r.val)} | {fmt(r.macro('best_dev', 'f1'))} | "
-            f"{fmt(r.test)} | {fmt(r.macro('test', 'f1'))} | {fmt(r.mean('latency_ms'), 2)} | "
-            f"{fmt(r.mean('size_mb'), 2)} | {fmt(r.mean('peak_rss_mb'), 0)} | {note} |"
-        )
-    lines.append("")
+    cells = [
+        [
+            r.exp_id,
+            r.backbone or "?",
+            r.attention or "?",
+            fmt(r.val),
+            fmt(r.macro("best_dev", "f1")),
+            fmt(r.test),
+            fmt(r.macro("test", "f1")),
+            fmt(r.mean("latency_ms"), 2),
+            fmt(r.mean("size_mb"), 2),
+            fmt(r.mean("peak_rss_mb"), 0),
+            _note(r, best, top),
+        ]
+        for r in rows
+    ]
+    lines += table([*head, "Peak memory (MB)", "Notes"], cells, "lllrrrrrrr") + [""]
     if best is None:
         return lines + ["**Decision**: none: no baseline FINISHED.", ""]
     lines.append(
@@ -96,19 +105,21 @@ def kd_section(study: Study, img: Path) -> list[str]:
     lines = ["### Phase 2: knowledge distillation", ""]
     if not rows:
         return lines + ["No `distillation` phase in this sweep.", ""]
-    lines += [
-        "| Exp | CNN | Attention | τ | α | Val AUC | Test AUC | Notes |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
     best, top = study.best(["distillation"]), study.top_test(rows)
-    for r in rows:
-        note = _failed(r) if not r.ok else "chosen on validation" if r is best else ""
-        if r.ok and r is top and r is not best:
-            note = "best on test (not used to choose)"
-        lines.append(
-            f"| {r.exp_id} | {r.backbone or '?'} | {r.attention or '?'} | {r.num('loss.temperature'):g} | "
-            f"{r.num('loss.alpha'):g} | {fmt(r.val)} | {fmt(r.test)} | {note} |"
-        )
+    cells = [
+        [
+            r.exp_id,
+            r.backbone or "?",
+            r.attention or "?",
+            f"{r.num('loss.temperature'):g}",
+            f"{r.num('loss.alpha'):g}",
+            fmt(r.val),
+            fmt(r.test),
+            _note(r, best, top),
+        ]
+        for r in rows
+    ]
+    lines += table(["Exp", "CNN", "Attention", "τ", "α", "Val AUC", "Test AUC", "Notes"], cells, "lllrrrr")
     lines.append("")
     if best is not None:
         lines += [
@@ -142,17 +153,18 @@ def _losses(study: Study, img: Path) -> list[str]:
         "",
     ]
     keys = sorted(curves, key=lambda k: (k != "train/loss", k))
-    dev = histories([run["run_id"]], [_monitor(run)]).get((run["run_id"], _monitor(run)), {})
+    dev = histories([run["run_id"]], [monitor(run)]).get((run["run_id"], monitor(run)), {})
     steps = sorted({s for c in curves.values() for s in c})
     best_epoch = min(dev, key=lambda s: (-dev[s], s)) if dev else None
     shown = sorted({steps[0], steps[-1], *([best_epoch] if best_epoch in steps else [])})
-    lines += [
-        "| Epoch | " + " | ".join(k.removeprefix("train/") for k in keys) + " |",
-        "|---|" + "---:|" * len(keys),
+    cells = [
+        [
+            f"{s}{' (restored: best validation AUC)' if s == best_epoch else ''}",
+            *(fmt(curves[k].get(s)) for k in keys),
+        ]
+        for s in shown
     ]
-    for s in shown:
-        tag = " (restored: best validation AUC)" if s == best_epoch else ""
-        lines.append(f"| {s}{tag} | " + " | ".join(fmt(curves[k].get(s)) for k in keys) + " |")
+    lines += table(["Epoch", *(k.removeprefix("train/") for k in keys)], cells, "l" + "r" * len(keys))
     rel = loss_plot(
         curves,
         f"{study.sweep.dataset}: loss terms of {row.exp_id}",
@@ -161,7 +173,7 @@ def _losses(study: Study, img: Path) -> list[str]:
     return lines + ["", f"![loss components per epoch]({rel})", ""]
 
 
-def _focal_weight(row: Row) -> str:
+def _focal_weight(row: Group) -> str:
     """λ of the xlite_kd loss: its `loss.params` (logged as a dict's text), else the loss's default."""
     try:
         given = ast.literal_eval(row.param("loss.params") or "{}")
@@ -171,7 +183,7 @@ def _focal_weight(row: Row) -> str:
     return "the loss's default focal_weight" if value is None else str(value)
 
 
-def kd_diff(study: Study) -> tuple[Row | None, Row | None, AucDiff | None, str]:
+def kd_diff(study: Study) -> tuple[Group | None, Group | None, Diff | None, str]:
     """(best baseline, best distilled, their paired test AUC difference or None, why None)."""
     base, kd = study.best(["baseline"]), study.best(KD_PHASES)
     if base is None or kd is None:
@@ -184,37 +196,34 @@ def kd_diff(study: Study) -> tuple[Row | None, Row | None, AucDiff | None, str]:
     if any(p is None for p in pa + pb):
         return base, kd, None, "test predictions are missing"
     try:
-        return base, kd, paired_auc_bootstrap(pa, pb, study.tasks, seeds), ""
+        return base, kd, paired(pa, pb, auc_scorer(study.tasks), seeds, unit="images"), ""
     except ValueError as e:
         return base, kd, None, str(e)
 
 
-def kd_help_section(study: Study, base: Row | None, kd: Row | None, d: AucDiff | None, why: str) -> list[str]:
+def kd_help_section(base: Group | None, kd: Group | None, d: Diff | None, why: str) -> list[str]:
     lines = ["### Ablation: does KD help?", ""]
     if base is None or kd is None:
         return lines + [f"Not answered: {why}.", ""]
-    lines += [
-        "| Configuration | Exp | Val AUC | Test AUC | Delta (test) |",
-        "|---|---|---:|---:|---:|",
-        f"| Baseline (no KD), best on validation | {base.describe()} | {fmt(base.val)} | {fmt(base.test)} | - |",
-        f"| With KD (best τ, α on validation) | {kd.describe()} | {fmt(kd.val)} | {fmt(kd.test)} | "
-        f"{kd.test - base.test:+.4f} |",
-        "",
+    rows = [
+        ["Baseline (no KD), best on validation", base.describe(), fmt(base.val), fmt(base.test), "-"],
+        [
+            "With KD (best τ, α on validation)",
+            kd.describe(),
+            fmt(kd.val),
+            fmt(kd.test),
+            f"{kd.test - base.test:+.4f}",
+        ],
     ]
+    lines += table(["Configuration", "Exp", "Val AUC", "Test AUC", "Delta (test)"], rows, "llrrr") + [""]
     if d is None:
         return lines + [f"No bootstrap interval: {why}.", ""]
     lines.append(
-        f"Paired bootstrap of the test macro-AUC difference (KD − baseline) over the {d.images} test "
+        f"Paired bootstrap of the test macro-AUC difference (KD − baseline) over the {d.samples} test "
         f"images, matched by image index and seed ({seeds_text(d.seeds)}), {RESAMPLES} resamples with a fixed "
-        f"resampling seed: {d.diff:+.4f}, 95 % interval [{d.lo:+.4f}, {d.hi:+.4f}]: {d.verdict}."
+        f"resampling seed: {d.diff:+.4f}, 95 % interval {d.interval()}: {d.verdict(BEYOND)}."
     )
-    if d.lo > 0:
-        end = "distillation helps beyond the noise of this test set."
-    elif d.hi < 0:
-        end = "distillation hurts beyond the noise of this test set."
-    else:
-        end = "the difference is within noise: this test set does not show that distillation helps."
-    return lines + ["", f"**Conclusion**: {end}", ""]
+    return lines + ["", f"**Conclusion**: {d.verdict(CONCLUSION)}", ""]
 
 
 def sensitivity_section(study: Study, phase: str, key: str, symbol: str, img: Path) -> list[str]:
@@ -230,13 +239,18 @@ def sensitivity_section(study: Study, phase: str, key: str, symbol: str, img: Pa
     lines += [
         f"{symbol} varied at {other} = {ref.num(fixed):g}, {ref.backbone}, attention {ref.attention}.",
         "",
-        f"| {symbol} | Exp | Val AUC | Test AUC | |",
-        "|---:|---|---:|---:|---|",
     ]
-    for r in rows:
-        mark = _failed(r) if not r.ok else "← chosen on validation" if r is best else ""
-        lines.append(f"| {r.num(key):g} | {r.exp_id} | {fmt(r.val)} | {fmt(r.test)} | {mark} |")
-    lines.append("")
+    cells = [
+        [
+            f"{r.num(key):g}",
+            r.exp_id,
+            fmt(r.val),
+            fmt(r.test),
+            _failed(r) if not r.ok else "← chosen on validation" if r is best else "",
+        ]
+        for r in rows
+    ]
+    lines += table([symbol, "Exp", "Val AUC", "Test AUC", ""], cells, "rlrr") + [""]
     if best is not None:
         line = f"Finding: validation picks {symbol}={best.num(key):g} (validation AUC {fmt(best.val)}{_tied(rows, best)})"
         if top is not None and top is not best:
@@ -255,39 +269,4 @@ def sensitivity_section(study: Study, phase: str, key: str, symbol: str, img: Pa
             img / f"{ds}_xlite_{'tau' if symbol == 'τ' else 'alpha'}.png",
         )
         lines += [f"![{what.lower()} sensitivity]({rel})", ""]
-    return lines
-
-
-def document(studies: list[Study], csv_text: str, img: Path) -> list[str]:
-    lines = [
-        "# X-Lite training experiments",
-        "",
-        "The X-Lite chest X-ray study (seed 004) from the latest X-Lite sweep per dataset. Every choice "
-        "below is made on the validation macro AUC of the restored (best validation) checkpoint; test "
-        "numbers are shown beside it and never choose. AUC: macro over the labels with both classes "
-        "present. Several seeds: mean over seeds.",
-        "",
-    ]
-    csv_lines = csv_text.splitlines()
-    start = 1
-    for study in studies:
-        s = study.sweep
-        seeds = ", ".join(str(x) for x in s.seeds) or "?"
-        lines += [
-            f"## {s.dataset}",
-            "",
-            f"Sweep run `{s.run_id}` ({s.start_time}); task(s): {', '.join(f'`{t}`' for t in study.tasks) or '?'}; "
-            f"seeds: {seeds}.",
-            "",
-        ]
-        lines += csv_section(study, [csv_lines[0], *csv_lines[start : start + len(study.rows)]])
-        start += len(study.rows)
-        lines += baseline_section(study)
-        lines += kd_section(study, img)
-        lines += final_section(study, img)
-        base, kd, d, why = kd_diff(study)
-        lines += kd_help_section(study, base, kd, d, why)
-        lines += sensitivity_section(study, "sensitivity_tau", "loss.temperature", "τ", img)
-        lines += sensitivity_section(study, "sensitivity_alpha", "loss.alpha", "α", img)
-        lines += tail_sections(study, base, kd, d)
     return lines

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import attrgetter
 
 import numpy as np
 import pandas as pd
 
+from reports.groups import Folds, Group
+from reports.phased import Study
+from reports.phased import load as load_study
 from reports.query import Sweep, histories, run_text, runs_by_id
-from reports.stats import FoldDiff, fmt, paired_folds
-from reports.xlite_data import Row, Study
-from reports.xlite_data import load as load_study
+from reports.stats import Diff, fmt, paired_folds
 
 OPTIONS = ("ldam_drw", "focal", "ce_weighted")  # the seed's Options 1, 2, 3, in its order
 KD = "kd"
@@ -48,11 +51,6 @@ NAN = float("nan")
 def num(x: float) -> str:
     """A loss value: 4 significant digits (0.0005, 150), n/a when not recorded."""
     return "n/a" if math.isnan(x) else f"{x:.4g}"
-
-
-def cell(text: str) -> str:
-    """Free text for a table cell: one line, at most 200 characters, pipes escaped."""
-    return " ".join(text.split())[:200].replace("|", "\\|")
 
 
 @dataclass
@@ -125,7 +123,7 @@ def evidence(run: pd.Series, dev: dict[int, float], loss: dict[int, float]) -> E
 class Fold:
     """One fold of one option: its runs over seeds and the trials without a FINISHED run."""
 
-    row: Row
+    row: Group
     evidence: list[Evidence]  # one per FINISHED run, in seed order
     failures: list[tuple[dict, str]]  # (trial, reason)
 
@@ -154,11 +152,20 @@ class Fold:
         return (min(v) if low else max(v)) if v else NAN
 
 
+VAL = attrgetter("val")  # a fold's validation AUC (restored checkpoint, held-out fold), mean over seeds
+TEST = attrgetter("test")  # a fold model's AUC on the held-out test set, mean over seeds
+
+
 @dataclass
-class Option:
-    phase: str
-    pid: str  # the phase's id in phases.json
-    folds: list[Fold]  # by fold
+class Option(Folds):
+    """One configuration (phase) over its folds, with each fold's stability evidence."""
+
+    pid: str = ""  # the phase's id in phases.json
+    folds: list[Fold] = field(default_factory=list)  # by fold; `groups` are their rows
+
+    @property
+    def phase(self) -> str:
+        return self.key
 
     @property
     def title(self) -> str:
@@ -176,24 +183,10 @@ class Option:
     def stable(self) -> bool:
         return any(f.ok for f in self.folds) and len(self.unstable) <= MAX_UNSTABLE_FOLDS
 
-    def per_fold(self, which: str) -> dict[int, float]:
-        """{fold: mean over seeds} of `val` or `test` AUC, for the folds with a FINISHED run."""
-        out = {f.fold: getattr(f.row, which) for f in self.folds if f.ok}
-        return {k: v for k, v in out.items() if not math.isnan(v)}
 
-    def mean(self, which: str) -> float:
-        v = list(self.per_fold(which).values())
-        return float(np.mean(v)) if v else NAN
-
-    def param(self, name: str) -> str:
-        return next((f.row.param(name) for f in self.folds if f.ok), "") or (
-            self.folds[0].row.param(name) if self.folds else ""
-        )
-
-
-def paired(a: Option, b: Option) -> FoldDiff | None:
+def paired(a: Option, b: Option) -> Diff | None:
     """a - b of validation AUC paired by fold (each fold validates both on the same bags)."""
-    return paired_folds(a.per_fold("val"), b.per_fold("val"), LEVEL)
+    return paired_folds(a.per_fold(VAL), b.per_fold(VAL), LEVEL)
 
 
 @dataclass
@@ -216,11 +209,11 @@ class MilStudy:
 
     def chosen(self) -> Option | None:
         """The stable loss option with the highest mean validation AUC (ties: PREFERENCE order)."""
-        ok = [o for o in self.candidates if o.stable and not math.isnan(o.mean("val"))]
+        ok = [o for o in self.candidates if o.stable and not math.isnan(o.mean(VAL))]
         ok.sort(key=lambda o: PREFERENCE.index(o.phase))
-        return max(ok, key=lambda o: o.mean("val"), default=None)  # max keeps the first of equals
+        return max(ok, key=lambda o: o.mean(VAL), default=None)  # max keeps the first of equals
 
-    def top(self, which: str) -> Option | None:
+    def top(self, which: Callable[[Group], float] = TEST) -> Option | None:
         ok = [o for o in self.candidates if not math.isnan(o.mean(which))]
         return max(
             sorted(ok, key=lambda o: PREFERENCE.index(o.phase)), key=lambda o: o.mean(which), default=None
@@ -252,7 +245,10 @@ def load(sweep: Sweep) -> MilStudy:
         by_phase.setdefault(row.phase, []).append(Fold(row, ev, fails))
     order = [p for p in OPTIONS if p in by_phase] + [KD] * (KD in by_phase)
     order += [p for p in by_phase if p not in order]
-    options = [Option(p, ids.get(p, ""), sorted(by_phase[p], key=lambda f: f.fold)) for p in order]
+    options = []
+    for p in order:
+        folds = sorted(by_phase[p], key=lambda f: f.fold)
+        options.append(Option(p, [f.row for f in folds], ids.get(p, ""), folds))
     curves = {rid: h for (rid, key), h in hist.items() if key == f"dev/{task}/auc"}
     return MilStudy(study, task, options, curves)
 

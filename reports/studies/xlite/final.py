@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports.markdown import table
+from reports.phased import Study
+from reports.plots import roc_labels
 from reports.query import predictions, run_text, runs_by_id
+from reports.resample import labels_of
+from reports.sections import failed_section
 from reports.stats import fmt
-from reports.xlite_data import Study
-from reports.xlite_plots import roc_plot
-from reports.xlite_stats import labels_of
 
 TOP_PAIRS = 5
 
@@ -42,6 +44,34 @@ def _labels(runs: pd.DataFrame, task: str) -> list[str]:
     return sorted(c[len(prefix) :] for c in runs.columns if c.startswith(prefix))
 
 
+def _disease_table(runs: pd.DataFrame, val_runs: pd.DataFrame, t: str) -> list[str]:
+    """Per label: train, validation and test AUC, test F1, precision and recall; the macro row."""
+    labels = _labels(runs, t)
+    rows = [
+        [
+            c,
+            fmt(_mean(runs, f"best_train/{t}/auc/{c}")),
+            fmt(_mean(val_runs, f"best_dev/{t}/auc/{c}")),
+            *(fmt(_mean(runs, f"test/{t}/{m}/{c}")) for m in ("auc", "f1", "precision", "recall")),
+        ]
+        for c in labels
+    ]
+    macro = [
+        fmt(_avg([_mean(runs, f"test/{t}/{m}/{c}") for c in labels])) for m in ("f1", "precision", "recall")
+    ]
+    rows.append(
+        [
+            "**MACRO AVG**",
+            fmt(_mean(runs, f"best_train/{t}/auc")),
+            fmt(_mean(val_runs, f"best_dev/{t}/auc")),
+            fmt(_mean(runs, f"test/{t}/auc")),
+            *macro,
+        ]
+    )
+    head = ["Disease", "Train AUC", "Val AUC", "Test AUC", "Test F1", "Precision", "Recall"]
+    return table(head, rows, "lrrrrrr") + [""]
+
+
 def final_section(study: Study, img: Path) -> list[str]:
     final = next((r for r in study.phase("final") if r.ok), None)
     chosen, how = study.selected()
@@ -52,10 +82,7 @@ def final_section(study: Study, img: Path) -> list[str]:
     val_runs = study.selector_runs()
     if final is not None:
         who = chosen.describe() if chosen is not None else "the configuration chosen on validation"
-        lines += [
-            f"{final.exp_id} retrains {who} ({how}) on train+val and is evaluated once on test.",
-            "",
-        ]
+        lines += [f"{final.exp_id} retrains {who} ({how}) on train+val and is evaluated once on test.", ""]
         runs, src = final.runs, final.exp_id
     else:
         lines += [
@@ -68,26 +95,7 @@ def final_section(study: Study, img: Path) -> list[str]:
     for t in study.tasks:
         if len(study.tasks) > 1:
             lines += [f"#### Task `{t}`", ""]
-        lines += [
-            "| Disease | Train AUC | Val AUC | Test AUC | Test F1 | Precision | Recall |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        labels = _labels(runs, t)
-        for c in labels:
-            lines.append(
-                f"| {c} | {fmt(_mean(runs, f'best_train/{t}/auc/{c}'))} | {fmt(_mean(val_runs, f'best_dev/{t}/auc/{c}'))} | "
-                f"{fmt(_mean(runs, f'test/{t}/auc/{c}'))} | {fmt(_mean(runs, f'test/{t}/f1/{c}'))} | "
-                f"{fmt(_mean(runs, f'test/{t}/precision/{c}'))} | {fmt(_mean(runs, f'test/{t}/recall/{c}'))} |"
-            )
-        macro = [
-            fmt(_avg([_mean(runs, f"test/{t}/{m}/{c}") for c in labels]))
-            for m in ("f1", "precision", "recall")
-        ]
-        lines += [
-            f"| **MACRO AVG** | {fmt(_mean(runs, f'best_train/{t}/auc'))} | {fmt(_mean(val_runs, f'best_dev/{t}/auc'))} | "
-            f"{fmt(_mean(runs, f'test/{t}/auc'))} | {' | '.join(macro)} |",
-            "",
-        ]
+        lines += _disease_table(runs, val_runs, t)
     sel = ", ".join(f"`{r}`" for r in val_runs["run_id"]) if not val_runs.empty else "none"
     lines += [
         f"Train and Test: {src}"
@@ -108,7 +116,7 @@ def final_section(study: Study, img: Path) -> list[str]:
     pred = predictions(first)
     if pred is not None:
         for t in study.tasks:
-            rel, skipped = roc_plot(
+            rel, skipped = roc_labels(
                 pred,
                 t,
                 f"{study.sweep.dataset}: {src} test ROC ({t}, seed {first.get('params.seed', '?')})",
@@ -136,11 +144,9 @@ def _errors(run: pd.Series, tasks: list[str], src: str) -> list[str]:
             f"(`{t}`, seed {run.get('params.seed', '?')}, tuned thresholds): the model saw the first where the "
             "finding was the second.",
             "",
-            "| False positive (predicted) | False negative (missed) | Images |",
-            "|---|---|---:|",
+            *table(["False positive (predicted)", "False negative (missed)", "Images"], pairs, "llr"),
+            "",
         ]
-        lines += [f"| {a} | {b} | {n} |" for a, b, n in pairs]
-        lines.append("")
     return lines
 
 
@@ -149,29 +155,29 @@ def cv_section(study: Study) -> list[str]:
     if not rows:
         return []
     ref = next((r for r in rows if r.ok), rows[0])
-    lines = [
+    done = [r for r in rows if r.ok]
+    cols = [[r.macro("best_train") for r in done], [r.val for r in done], [r.test for r in done]]
+    cells = [
+        [
+            r.fold,
+            *([fmt(r.macro("best_train")), fmt(r.val), fmt(r.test)] if r.ok else ["-"] * 3),
+            "" if r.ok else "failed: " + r.missing()[0][1],
+        ]
+        for r in rows
+    ]
+    means = [fmt(float(np.mean(c))) if c else "n/a" for c in cols]
+    stds = [fmt(float(np.std(c, ddof=1))) if len(c) >= 2 else "n/a" for c in cols]
+    over = f"over {len(done)} of {len(rows)} folds" if len(done) < len(rows) else f"over {len(done)} folds"
+    cells += [["**Mean**", *means, over], ["**Std**", *stds, "sample std (n − 1)"]]
+    return [
         "### Cross-validation",
         "",
         f"{ref.describe()}: {len(rows)}-fold cross-validation over train+val, test held "
         "out. Train: the training folds (restored checkpoint); Val: the held-out fold.",
         "",
-        "| Fold | Train AUC | Val AUC | Test AUC | Notes |",
-        "|---|---:|---:|---:|---|",
-    ]
-    done = [r for r in rows if r.ok]
-    cols = [[r.macro("best_train") for r in done], [r.val for r in done], [r.test for r in done]]
-    for r in rows:
-        cells = [fmt(r.macro("best_train")), fmt(r.val), fmt(r.test)] if r.ok else ["-"] * 3
-        lines.append(f"| {r.fold} | {' | '.join(cells)} | {'' if r.ok else 'failed: ' + r.missing()[0][1]} |")
-    means = [fmt(float(np.mean(c))) if c else "n/a" for c in cols]
-    stds = [fmt(float(np.std(c, ddof=1))) if len(c) >= 2 else "n/a" for c in cols]
-    over = f"over {len(done)} of {len(rows)} folds" if len(done) < len(rows) else f"over {len(done)} folds"
-    lines += [
-        f"| **Mean** | {' | '.join(means)} | {over} |",
-        f"| **Std** | {' | '.join(stds)} | sample std (n − 1) |",
+        *table(["Fold", "Train AUC", "Val AUC", "Test AUC", "Notes"], cells, "lrrr"),
         "",
     ]
-    return lines
 
 
 def teacher_section(study: Study) -> list[str]:
@@ -194,25 +200,27 @@ def teacher_section(study: Study) -> list[str]:
     return lines + [""]
 
 
-def failed_section(study: Study) -> list[str]:
+def failed(study: Study) -> list[str]:
+    """The trials without a FINISHED run, by phase, experiment, seed and fold."""
     missing = [(r, t, why) for r in study.rows for t, why in r.missing()]
-    lines = ["### Failed or stopped trials", ""]
-    if not missing:
-        return lines + ["None: every trial has a FINISHED run.", ""]
-    lines += [
-        "Not counted anywhere above (no mean, no choice):",
-        "",
-        "| Phase | Exp | Seed | Fold | Status | Reason |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r, t, why in missing:
-        fold = "" if r.fold is None else str(r.fold)
-        lines.append(
-            f"| {r.phase} | {r.exp_id} | {t.get('seed', '')} | {fold} | {t.get('status', '')} | {why[:160].replace('|', '/')} |"
-        )
-    if any(r.ok for r, _, _ in missing):  # a seed failed, others FINISHED
-        lines += [
-            "",
-            "An experiment with a failed seed shows, and competes with, the mean over its FINISHED seeds.",
+    rows = [
+        [
+            r.phase,
+            r.exp_id,
+            t.get("seed", ""),
+            "" if r.fold is None else str(r.fold),
+            t.get("status", ""),
+            why[:160].replace("|", "/"),
         ]
-    return lines + [""]
+        for r, t, why in missing
+    ]
+    after = [
+        "",
+        "An experiment with a failed seed shows, and competes with, the mean over its FINISHED seeds.",
+    ]
+    return failed_section(
+        ["Phase", "Exp", "Seed", "Fold", "Status", "Reason"],
+        rows,
+        "Not counted anywhere above (no mean, no choice):",
+        after if any(r.ok for r, _, _ in missing) else [],  # a seed failed, others FINISHED
+    )

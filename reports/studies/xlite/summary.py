@@ -5,10 +5,10 @@ support."""
 
 from __future__ import annotations
 
-from reports.stats import fmt
-from reports.xlite_data import SELECTION_PHASES, Row, Study
-from reports.xlite_final import cv_section, failed_section, teacher_section
-from reports.xlite_stats import AucDiff
+from reports.groups import Group
+from reports.phased import SELECTION_PHASES, Study
+from reports.stats import Diff, fmt
+from reports.studies.xlite.phases import BEYOND
 
 
 def choice_checks(study: Study) -> list[str]:
@@ -27,7 +27,7 @@ def choice_checks(study: Study) -> list[str]:
     return out
 
 
-def summary_section(study: Study, base: Row | None, kd: Row | None, d: AucDiff | None) -> list[str]:
+def summary_section(study: Study, base: Group | None, kd: Group | None, d: Diff | None) -> list[str]:
     chosen, how = study.selected()
     lines = ["### Summary and recommendation", ""]
     if chosen is None:
@@ -51,9 +51,9 @@ def summary_section(study: Study, base: Row | None, kd: Row | None, d: AucDiff |
     if d is not None and base is not None and kd is not None:
         lines.append(
             f"- KD ({kd.exp_id}) against no KD ({base.exp_id}), both chosen on validation: test AUC "
-            f"{d.diff:+.4f}, 95 % interval [{d.lo:+.4f}, {d.hi:+.4f}]: {d.verdict}."
+            f"{d.diff:+.4f}, 95 % interval {d.interval()}: {d.verdict(BEYOND)}."
         )
-    done: dict[frozenset[str], Row] = {}
+    done: dict[frozenset[str], Group] = {}
     for r in study.rows:  # a run listed in several phases counts once, under its first id
         if r.ok and r.phase in SELECTION_PHASES:
             done.setdefault(r.run_ids, r)
@@ -76,15 +76,15 @@ def summary_section(study: Study, base: Row | None, kd: Row | None, d: AucDiff |
     return lines + [""]
 
 
-def _recommendation(chosen: Row, how: str, base: Row | None, kd: Row | None, d: AucDiff | None) -> str:
+def _recommendation(chosen: Group, how: str, base: Group | None, kd: Group | None, d: Diff | None) -> str:
     """What to deploy: the choice on validation, qualified by what the KD bootstrap shows."""
     pick = chosen.describe()
     if d is None or base is None or kd is None:
         return f"deploy {pick} (chosen on validation, {how}); whether distillation helps is not shown here."
     if chosen.kd:
-        if d.lo > 0:
+        if d.sign > 0:
             return f"deploy {pick}: chosen on validation, and distillation's test gain is beyond noise."
-        if d.hi < 0:
+        if d.sign < 0:
             return (
                 f"{pick} is the choice on validation, but distillation lowered test AUC beyond noise against "
                 f"{base.describe()}: prefer the student without distillation, or re-check the validation split."
@@ -95,7 +95,7 @@ def _recommendation(chosen: Row, how: str, base: Row | None, kd: Row | None, d: 
             f"{cheap.exp_id} is the cheaper of the two to run ({fmt(cheap.mean('latency_ms'), 2)} ms, "
             f"{fmt(cheap.mean('size_mb'), 2)} MB), and the baseline needs no teacher to train."
         )
-    if d.lo > 0:
+    if d.sign > 0:
         return (
             f"deploy {pick} (chosen on validation); {kd.exp_id} with distillation scored higher on test beyond "
             "noise, but test does not choose: more validation data would settle it."
@@ -103,13 +103,4 @@ def _recommendation(chosen: Row, how: str, base: Row | None, kd: Row | None, d: 
     return (
         f"deploy {pick} (chosen on validation, no distillation): distillation showed no test gain beyond "
         "noise, and this student needs no teacher to train."
-    )
-
-
-def tail_sections(study: Study, base: Row | None, kd: Row | None, d: AucDiff | None) -> list[str]:
-    return (
-        cv_section(study)
-        + teacher_section(study)
-        + failed_section(study)
-        + summary_section(study, base, kd, d)
     )
