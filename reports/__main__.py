@@ -133,6 +133,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line of `make report`; figures drawn in a worker beside the statistics."""
     p = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split("\n")[0])
     p.add_argument(
         "--sweep-id", default=None, help="report this sweep (parent run id) for its study and dataset"

@@ -28,6 +28,7 @@ HEAD = [
 
 @register("backbone", order=40)
 def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
+    """One document for every backbone sweep: a section per dataset."""
     lines = ["# Student backbones", ""]
     for sweep in sweeps:
         ds, cs, ts = sweep.dataset, configs(sweep), tasks(sweep)

@@ -53,10 +53,12 @@ ENSEMBLE_VERDICT = Verdicts(
 
 
 def title(m: Folds) -> str:
+    """The heading a model or ensemble method has in the tables."""
     return TITLES.get(m.key, m.key)
 
 
 def is_ensemble(m: Folds) -> bool:
+    """Ensemble methods compete with each other, the models with each other."""
     return m.key.startswith("ensemble_")
 
 
@@ -84,6 +86,7 @@ class BratsStudy:
 
 
 def load(sweep: Sweep) -> BratsStudy:
+    """The models (phases) and ensemble methods of one BraTS sweep, each over its folds."""
     study = load_study(sweep)
     task = study.tasks[0] if study.tasks else "grade"
     by_key: dict[str, list[Group]] = {}
@@ -112,6 +115,7 @@ def load(sweep: Sweep) -> BratsStudy:
 
 
 def summary_section(s: BratsStudy) -> list[str]:
+    """Every model and ensemble over its folds: validation metrics and test AUC."""
     t = s.task
     rows = [
         [
@@ -135,6 +139,7 @@ def summary_section(s: BratsStudy) -> list[str]:
 
 
 def decision_section(s: BratsStudy) -> list[str]:
+    """The best ensemble against the best single model (both chosen on validation), paired by fold."""
     t = s.task
     single, ens = s.best(s.singles()), s.best(s.ensembles())
     lines = ["## Does the ensemble beat the best single model?", ""]
@@ -168,6 +173,7 @@ def decision_section(s: BratsStudy) -> list[str]:
 
 
 def cost_section(s: BratsStudy) -> list[str]:
+    """What each model costs to run: parameters, latency, peak memory."""
     rows = []
     for m in s.singles():
         params = m.mean("params")
@@ -204,6 +210,7 @@ def _test_scores(m: Folds, task: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def roc_section(s: BratsStudy, img: Path) -> list[str]:
+    """One ROC curve per model on the test patients (its fold models' mean probability)."""
     curves = []
     for m in s.models:
         got = _test_scores(m, s.task)
@@ -230,6 +237,7 @@ def roc_section(s: BratsStudy, img: Path) -> list[str]:
 
 
 def fold_section(s: BratsStudy) -> list[str]:
+    """Validation and test AUC per fold: where the means come from."""
     t = s.task
     folds = sorted({f for m in s.models for f in m.per_fold(f"best_dev/{t}/auc")})
     rows = []
@@ -251,6 +259,7 @@ def fold_section(s: BratsStudy) -> list[str]:
 
 @register("brats", order=70, in_results_csv=False, per_dataset=True)
 def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
+    """One document for the BraTS sweeps, a part per dataset."""
     lines = ["# Tumour grading: DSMIL, ResNet-3D, Swin-3D and their ensemble (seed 002)", ""]
     for s in (load(sw) for sw in sweeps):
         lines += [

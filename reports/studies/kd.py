@@ -56,6 +56,7 @@ def kd_section(cs: list[Group], base: Group | None, ds: str, seeds: tuple[int, .
 
 @register("kd", order=30)
 def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
+    """One document for every KD sweep: the τ x α grid per dataset, then does KD help."""
     out = ["# KD temperature and alpha sensitivity", ""]
     base = baselines(ctx)
     for sweep in sweeps:

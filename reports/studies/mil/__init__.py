@@ -19,6 +19,7 @@ from reports.studies.mil.verdicts import option_section, rule_section, summary_s
 
 
 def document(studies: list[MilStudy], ctx: Context) -> list[str]:
+    """The seed's sections per dataset: summary, rule, context, each option, decision, failures."""
     lines = [
         "# Loss Function Analysis for Dual-Stream MIL",
         "",
@@ -57,4 +58,5 @@ def document(studies: list[MilStudy], ctx: Context) -> list[str]:
 
 @register("mil", order=60, per_dataset=True)
 def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
+    """One document for the MIL sweeps (one per dataset)."""
     return [Document("mil_loss_analysis.md", sweeps, document([load(s) for s in sweeps], ctx))]

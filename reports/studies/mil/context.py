@@ -38,6 +38,7 @@ def _memory(ms: MilStudy) -> str:
 
 
 def context_section(ms: MilStudy) -> list[str]:
+    """The data behind the choice: class counts and imbalance, bag sizes, folds, memory, test bags."""
     runs = ms.sweep.runs
     col = lambda m: [float(x) for x in runs[f"metrics.{m}"]] if f"metrics.{m}" in runs else []  # noqa: E731
     bags = sorted(

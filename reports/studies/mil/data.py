@@ -221,6 +221,7 @@ class MilStudy:
 
 
 def load(sweep: Sweep) -> MilStudy:
+    """The options of one MIL sweep, each fold with the stability evidence of its runs."""
     study = load_study(sweep)
     task = study.tasks[0] if study.tasks else "?"
     runs = sweep.runs

@@ -42,6 +42,7 @@ def _roc(ms: MilStudy, c: Option) -> tuple[list, str]:
 
 
 def plots_section(ms: MilStudy, img: Path) -> list[str]:
+    """Validation AUC per epoch (the swings the stability rule is about) and the chosen option's test ROC."""
     ds = ms.sweep.dataset
     panels = []
     for o in ms.options:
@@ -104,6 +105,7 @@ def _tables(ms: MilStudy) -> list[str]:
 
 
 def decision_section(ms: MilStudy, img: Path) -> list[str]:
+    """The choice and why each other option lost, the tables behind it, the figures."""
     c = ms.chosen()
     lines = ["### Final decision and justification", ""]
     if c is None:

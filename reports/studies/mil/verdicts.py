@@ -45,6 +45,7 @@ SEED = {
 
 
 def stab(o: Option) -> str:
+    """How many folds are unstable against the rule's allowance."""
     return f"{len(o.unstable)} of {len(o.folds)} folds unstable, at most {MAX_UNSTABLE_FOLDS} allowed"
 
 
@@ -64,6 +65,7 @@ def _diff(c: Option, o: Option) -> str:
 
 
 def verdict(ms: MilStudy, o: Option) -> str:
+    """Why an option is chosen, rejected or not a candidate, with the numbers that decide it."""
     c = ms.chosen()
     if o.phase not in OPTIONS:
         line = f"— not a candidate ({'stable' if o.stable else 'unstable'}: {stab(o)}"
@@ -89,6 +91,7 @@ def verdict(ms: MilStudy, o: Option) -> str:
 
 
 def summary_section(ms: MilStudy) -> list[str]:
+    """The chosen loss (or none) up front, with its validation and test AUC."""
     c = ms.chosen()
     lines = ["### Executive summary", ""]
     if c is None:
@@ -112,6 +115,7 @@ def summary_section(ms: MilStudy) -> list[str]:
 
 
 def rule_section(ms: MilStudy) -> list[str]:
+    """The stability rule in numbers, then the chosen option against each other one, paired by fold."""
     t = ms.task
     lines = [
         "### The stability rule",
@@ -195,6 +199,7 @@ def _fold_rows(o: Option) -> list[list[object]]:
 
 
 def option_section(ms: MilStudy, o: Option) -> list[str]:
+    """One option's per-fold evidence, what the seed said and what is measured, its verdict."""
     c = ms.chosen()
     if o.phase in OPTIONS:
         mark = "✅ CHOSEN" if o is c else "❌ REJECTED"

@@ -29,6 +29,7 @@ SHOWN_CSV_ROWS = 3
 
 
 def csv_section(csv_lines: list[str]) -> list[str]:
+    """The first rows of xlite_results.csv, so the document shows what the CSV holds."""
     return [
         "### Results CSV",
         "",
@@ -43,6 +44,7 @@ def csv_section(csv_lines: list[str]) -> list[str]:
 
 
 def document(studies: list[Study], csv_text: str, ctx: Context) -> list[str]:
+    """The seed's sections per dataset, each choice on validation."""
     lines = [
         "# X-Lite training experiments",
         "",
@@ -81,6 +83,7 @@ def document(studies: list[Study], csv_text: str, ctx: Context) -> list[str]:
 
 @register("xlite", order=50, in_results_csv=False, per_dataset=True)
 def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
+    """The X-Lite document and its CSV (one sweep per dataset)."""
     studies = [load(s) for s in sweeps]
     text = xlite_csv(studies)
     return [

@@ -73,6 +73,7 @@ def _disease_table(runs: pd.DataFrame, val_runs: pd.DataFrame, t: str) -> list[s
 
 
 def final_section(study: Study, img: Path) -> list[str]:
+    """The final model per disease, its ROC curves and most confused label pairs."""
     final = next((r for r in study.phase("final") if r.ok), None)
     chosen, how = study.selected()
     title = f"### Phase 3: final model ({final.exp_id})" if final else "### Phase 3: final model"
@@ -151,6 +152,7 @@ def _errors(run: pd.Series, tasks: list[str], src: str) -> list[str]:
 
 
 def cv_section(study: Study) -> list[str]:
+    """The chosen configuration over the folds: how much its AUC moves with the split."""
     rows = sorted(study.phase("cv"), key=lambda r: (r.exp_id, r.fold if r.fold is not None else -1))
     if not rows:
         return []
@@ -181,6 +183,7 @@ def cv_section(study: Study) -> list[str]:
 
 
 def teacher_section(study: Study) -> list[str]:
+    """The chosen student against its teacher: AUC kept, size and latency saved."""
     final = next((r for r in study.phase("final") if r.ok), None) or study.selected()[0]
     if final is None or "tags.teacher_run_id" not in final.runs:
         return []

@@ -49,6 +49,7 @@ def _note(r: Group, best: Group | None, top: Group | None) -> str:
 
 
 def baseline_section(study: Study) -> list[str]:
+    """The students without distillation and the backbone chosen on validation."""
     rows = study.phase("baseline")
     lines = ["### Phase 1: baseline students (no distillation)", ""]
     if not rows:
@@ -101,6 +102,7 @@ def baseline_section(study: Study) -> list[str]:
 
 
 def kd_section(study: Study, img: Path) -> list[str]:
+    """The distilled students, the one chosen on validation and its loss terms per epoch."""
     rows = study.phase("distillation")
     lines = ["### Phase 2: knowledge distillation", ""]
     if not rows:
@@ -202,6 +204,7 @@ def kd_diff(study: Study) -> tuple[Group | None, Group | None, Diff | None, str]
 
 
 def kd_help_section(base: Group | None, kd: Group | None, d: Diff | None, why: str) -> list[str]:
+    """The best distilled student against the best baseline, with the bootstrap verdict."""
     lines = ["### Ablation: does KD help?", ""]
     if base is None or kd is None:
         return lines + [f"Not answered: {why}.", ""]
@@ -227,6 +230,7 @@ def kd_help_section(base: Group | None, kd: Group | None, d: Diff | None, why: s
 
 
 def sensitivity_section(study: Study, phase: str, key: str, symbol: str, img: Path) -> list[str]:
+    """One KD hyper-parameter varied at the others chosen: validation picks, test is shown."""
     what = "Temperature" if symbol == "τ" else "Alpha"
     lines = [f"### Ablation: {what.lower()} sensitivity", ""]
     rows = sorted(study.phase(phase), key=lambda r: r.num(key))

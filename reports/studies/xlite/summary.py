@@ -28,6 +28,7 @@ def choice_checks(study: Study) -> list[str]:
 
 
 def summary_section(study: Study, base: Group | None, kd: Group | None, d: Diff | None) -> list[str]:
+    """The configuration to deploy, what KD adds beyond noise, the cheapest students."""
     chosen, how = study.selected()
     lines = ["### Summary and recommendation", ""]
     if chosen is None:
