@@ -11,6 +11,7 @@ file there. An unknown kind raises a ConfigError that lists the registered ones.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -79,6 +80,7 @@ def register(
     return decorator
 
 
+@functools.cache  # once a process: the modules stay imported (and registered)
 def _load() -> None:
     """Import every module of reports.studies: each registers its report on import."""
     import reports.studies as package
