@@ -1,22 +1,25 @@
-"""Numbers behind honest comparisons: mean +- std over seeds, bootstrap intervals of the test F1
-(and of paired differences) from saved predictions, the expected F1 of guessing, the Pareto front."""
+"""Numbers behind honest comparisons: cells (mean ± std over seeds), the one difference type every
+document judges the same way (`Diff`: an interval above 0, below 0, or containing it), paired
+t-intervals over cross-validation folds, the expected F1 of guessing and the Pareto front.
+Bootstrap intervals over test samples: reports.resample."""
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
+    """A number with `digits` decimals; n/a for None or NaN (a metric a run did not log)."""
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
 
 
-def mean_std(values, digits: int = 4) -> str:
-    """One value as is; two or more as mean ± std (sample std)."""
+def mean_std(values: Iterable[float | None], digits: int = 4) -> str:
+    """One value as is; two or more as mean ± std (sample std): the spread over seeds or folds."""
     v = [float(x) for x in values if x is not None and not np.isnan(x)]
     if not v:
         return "n/a"
@@ -25,87 +28,61 @@ def mean_std(values, digits: int = 4) -> str:
     return f"{fmt(float(np.mean(v)), digits)} ± {fmt(float(np.std(v, ddof=1)), digits)}"
 
 
-def tasks_of(pred: pd.DataFrame) -> list[str]:
-    return sorted({c.split("/")[0] for c in pred.columns if c.endswith("/label")})
+def seeds_text(seeds: tuple[int, ...] | list[int]) -> str:
+    """'seed 0' or 'seeds 0, 1': which seeds a comparison paired."""
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
 
 
-def _macro_f1(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Macro-F1 of labels `y` vs predictions `p` [n] under each row of sample multiplicities
-    `weights` [draws, n] (a bootstrap resample as counts), for all rows at once. As
-    sklearn's f1_score(average="macro", zero_division=0): the mean over the classes present in
-    the resample's labels or predictions of 2 TP / (2 TP + FP + FN)."""
-    scores, present = [], []
-    for c in np.union1d(y, p):
-        tp = weights @ ((y == c) & (p == c))
-        true_c, pred_c = weights @ (y == c), weights @ (p == c)
-        denom = true_c + pred_c  # = 2 TP + FP + FN
-        scores.append(np.divide(2 * tp, denom, out=np.zeros_like(denom, dtype=float), where=denom > 0))
-        present.append(denom > 0)
-    s, m = np.array(scores), np.array(present)
-    return (s * m).sum(0) / m.sum(0)
+class Verdicts(NamedTuple):
+    """A document's words for a difference whose interval lies above 0, below 0, or contains 0."""
+
+    above: str
+    below: str
+    within: str
 
 
-def _avg_f1(pred: pd.DataFrame, weights: np.ndarray, tasks: list[str]) -> np.ndarray:
-    return np.mean(
-        [_macro_f1(pred[f"{t}/label"].to_numpy(), pred[f"{t}/pred"].to_numpy(), weights) for t in tasks],
-        axis=0,
-    )
+@dataclass(frozen=True)
+class Diff:
+    """a − b with its 95 % interval [lo, hi] and what was paired: `seeds` (a bootstrap over
+    `samples` test samples, runs of one seed paired) or `folds` (a t-interval over the folds that
+    validated both). One rule for every document, so that no two call the same numbers differently:
+    beyond noise only when the interval excludes 0 (`sign`)."""
+
+    diff: float
+    lo: float
+    hi: float
+    seeds: tuple[int, ...] = ()
+    folds: tuple[int, ...] = ()
+    samples: int = 0
+
+    @property
+    def sign(self) -> int:
+        """+1: the interval lies above 0; −1: below 0; 0: it contains 0 (noise, or NaN bounds)."""
+        return 1 if self.lo > 0 else -1 if self.hi < 0 else 0
+
+    @property
+    def clear(self) -> bool:
+        return self.sign != 0
+
+    def verdict(self, words: Verdicts) -> str:
+        return words.above if self.sign > 0 else words.below if self.sign < 0 else words.within
+
+    def interval(self) -> str:
+        return f"[{self.lo:+.4f}, {self.hi:+.4f}]"
 
 
-@functools.cache  # every comparison of a report resamples the same test set the same way
-def _weights(m: int, n: int, seed: int) -> np.ndarray:
-    """Row 0: the full test set; rows 1..n: bootstrap resamples of its m samples, as counts
-    (read-only: shared by every caller)."""
-    rng = np.random.default_rng(seed)
-    rows = np.stack([rng.integers(0, m, m) for _ in range(n)])
-    weights = np.zeros((n + 1, m))
-    weights[0] = 1.0
-    np.add.at(weights, (np.repeat(np.arange(1, n + 1), m), rows.ravel()), 1.0)
-    weights.flags.writeable = False
-    return weights
+def paired_folds(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> Diff | None:
+    """a - b paired by fold (both validated on the same held-out fold); None under 2 shared folds.
+    t-interval: mean ± t((1 + level) / 2, n - 1) · s / √n, s the sample std of the n differences."""
+    from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
 
-
-def _aligned(preds: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    out = [p.sort_values("index").reset_index(drop=True) for p in preds]
-    if any(not np.array_equal(out[0]["index"].to_numpy(), p["index"].to_numpy()) for p in out):
-        raise ValueError("the runs were tested on different samples")
-    return out
-
-
-def paired_bootstrap(
-    a: pd.DataFrame | list[pd.DataFrame], b: pd.DataFrame | list[pd.DataFrame], n: int = 1000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Test avg macro-F1 of a minus b, and its 95 % percentile interval from resampling the same
-    test samples for both (paired: aligned by dataset index). Lists are the runs of matched seeds
-    (a[i] and b[i] share a seed): the difference is the mean over seeds, every seed scored on the
-    same resample. All resamples are scored at once from their confusion counts (milliseconds)."""
-    a = [a] if isinstance(a, pd.DataFrame) else list(a)
-    b = [b] if isinstance(b, pd.DataFrame) else list(b)
-    if len(a) != len(b) or not a:
-        raise ValueError("paired_bootstrap needs the same number (>= 1) of runs on each side")
-    runs = _aligned(a + b)
-    tasks = tasks_of(runs[0])
-    weights = _weights(len(runs[0]), n, seed)
-    d = np.mean(
-        [
-            _avg_f1(x, weights, tasks) - _avg_f1(y, weights, tasks)
-            for x, y in zip(runs[: len(a)], runs[len(a) :], strict=True)
-        ],
-        axis=0,
-    )
-    lo, hi = np.percentile(d[1:], [2.5, 97.5])
-    return float(d[0]), float(lo), float(hi)
-
-
-def bootstrap_interval(preds: list[pd.DataFrame], n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    """Test avg macro-F1 (mean over the runs of several seeds) and its 95 % percentile interval
-    from resampling the test samples: the uncertainty that comes from the test set's size."""
-    runs = _aligned(preds)
-    tasks = tasks_of(runs[0])
-    weights = _weights(len(runs[0]), n, seed)
-    f = np.mean([_avg_f1(x, weights, tasks) for x in runs], axis=0)
-    lo, hi = np.percentile(f[1:], [2.5, 97.5])
-    return float(f[0]), float(lo), float(hi)
+    folds = tuple(sorted(set(a) & set(b)))
+    if len(folds) < 2:
+        return None
+    d = np.array([a[f] - b[f] for f in folds])
+    half = float(stdtrit(len(d) - 1, 0.5 + level / 2) * d.std(ddof=1) / math.sqrt(len(d)))
+    m = float(d.mean())
+    return Diff(m, m - half, m + half, folds=folds)
 
 
 def _binom_pmf(s: np.ndarray, n: int, p: float) -> np.ndarray:
@@ -152,38 +129,3 @@ def pareto(latency: list[float], f1: list[float]) -> list[bool]:
         )
         out.append(not dominated)
     return out
-
-
-@dataclass
-class FoldDiff:
-    """Mean over the shared folds of a's value minus b's, with its t-interval."""
-
-    diff: float
-    lo: float
-    hi: float
-    folds: tuple[int, ...]
-
-    @property
-    def verdict(self) -> str:
-        if self.lo > 0:
-            return "higher beyond noise (the interval lies above 0)"
-        if self.hi < 0:
-            return "lower beyond noise (the interval lies below 0)"
-        return "within noise (the interval contains 0)"
-
-    def interval(self) -> str:
-        return f"[{self.lo:+.4f}, {self.hi:+.4f}]"
-
-
-def paired_folds(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> FoldDiff | None:
-    """a - b paired by fold (both validated on the same held-out fold); None under 2 shared folds.
-    t-interval: mean ± t((1 + level) / 2, n - 1) · s / √n, s the sample std of the n differences."""
-    from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
-
-    folds = tuple(sorted(set(a) & set(b)))
-    if len(folds) < 2:
-        return None
-    d = np.array([a[f] - b[f] for f in folds])
-    half = float(stdtrit(len(d) - 1, 0.5 + level / 2) * d.std(ddof=1) / math.sqrt(len(d)))
-    m = float(d.mean())
-    return FoldDiff(m, m - half, m + half, folds)

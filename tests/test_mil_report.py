@@ -216,7 +216,7 @@ def test_unstable_verdict_names_the_rule_and_its_number(text):
         "| 0 | 0.8300 | 0.7800 | 0.0500 | 0.0100 | 0.0041 | 0.4 | 0.7 | n/a | ✅ |" in text
     )  # KD: history only
     for n in ("LOSS_MIN", "LOSS_MAX", "MAX_DROP", "MAX_UNSTABLE_FOLDS"):
-        from reports import mil_data
+        from reports.studies.mil import data as mil_data
 
         assert f"{getattr(mil_data, n):g}" in text
 

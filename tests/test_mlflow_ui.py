@@ -114,8 +114,8 @@ def test_a_split_digest_follows_content_not_location(synth_wound, tmp_path):
 
 
 def test_the_report_warns_when_compared_runs_read_different_data():
-    from reports.common import data_warnings
     from reports.query import Sweep
+    from reports.sections import data_warnings
 
     runs = pd.DataFrame(
         {

@@ -68,11 +68,11 @@ def test_4_pareto_only_across_architectures_with_the_interval_on_the_axis(tmp_st
     text = _loss_doc(tmp_store)
     assert "_pareto.png" not in text and not list((tmp_store / "docs" / "img").glob("*pareto*"))
 
-    from reports import plots
+    from reports.plots import charts
 
     figs = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: figs.append(fig) or "img/x.png")
-    plots.pareto_plot(
+    monkeypatch.setattr(charts, "save", lambda fig, path: figs.append(fig) or "img/x.png")
+    charts.pareto_plot(
         ["cnn", "vit"], [3.0, 9.0], [(0.80, 0.70, 0.90), (0.81, 0.72, 0.91)], "t", tmp_store / "p.png"
     )
     lo, hi = figs[0].axes[0].get_ylim()

@@ -280,7 +280,7 @@ def test_bootstrap_macro_f1_is_sklearns_on_every_resample():
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from reports.stats import _macro_f1
+    from reports.resample import _macro_f1
 
     rng = np.random.default_rng(3)
     for _ in range(50):

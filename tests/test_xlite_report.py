@@ -375,8 +375,8 @@ def test_without_phases_json_or_final_the_choice_falls_back_to_validation(store)
 def test_weighted_auc_and_roc_points_are_sklearns():
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    from reports.xlite_plots import roc_points
-    from reports.xlite_stats import weighted_auc
+    from reports.plots import roc_points
+    from reports.resample import weighted_auc
 
     rng = np.random.default_rng(5)
     for _ in range(40):

@@ -1,0 +1,112 @@
+"""Comparisons of the flat studies' configurations (loss, fusion, KD, backbone) on matched seeds:
+paired bootstrap differences of test avg F1, per-configuration intervals, and the table against
+the student trained without distillation (`none`) that the loss and KD documents share.
+(The phased studies compare on validation AUC: see their modules under reports/studies/.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reports.groups import Group
+from reports.markdown import table
+from reports.query import predictions
+from reports.resample import RESAMPLES, f1_scorer, interval, paired, tasks_of
+from reports.stats import Diff, Verdicts, seeds_text
+
+BETTER = Verdicts("better", "worse", "within noise (interval contains 0)")
+
+
+def paired_f1(a: Group, b: Group, seeds: tuple[int, ...]) -> Diff | None:
+    """Test avg F1 of a - b over `seeds` (runs of both on the same seed paired); None without
+    predictions or when the runs were tested on different samples."""
+    if not seeds:
+        return None
+    pa = [predictions(a.run_of(s)) for s in seeds]
+    pb = [predictions(b.run_of(s)) for s in seeds]
+    if any(p is None for p in pa + pb):
+        return None
+    try:
+        return paired(pa, pb, f1_scorer(tasks_of(pa[0])), tuple(seeds))
+    except ValueError:  # tested on different samples: no paired comparison
+        return None
+
+
+def bootstrap_line(a: Group, b: Group) -> tuple[str, bool]:
+    """(sentence, clear) for the top two configurations on dev, from seed-paired test predictions
+    on the seeds every configuration FINISHED."""
+    d = paired_f1(a, b, a.matched)
+    if d is None:
+        return "test predictions are missing: no bootstrap interval.", False
+    verdict = (
+        f"`{a.label if d.diff > 0 else b.label}` is better on test"
+        if d.clear
+        else "no clear winner: the interval contains 0"
+    )
+    text = (
+        f"Top two on dev, `{a.label}` vs `{b.label}`: test avg F1 difference {d.diff:+.4f}, paired bootstrap "
+        f"95 % interval {d.interval()} ({seeds_text(d.seeds)}, 1000 resamples): {verdict}."
+    )
+    return text, d.clear
+
+
+def f1_interval(c: Group) -> tuple[float, float, float]:
+    """(test avg F1, low, high) over the matched seeds; a point without saved predictions."""
+    fair = c.fair
+    preds = [predictions(r) for _, r in fair.runs.iterrows()]
+    if preds and all(p is not None for p in preds):
+        try:
+            return interval(preds, f1_scorer(tasks_of(preds[0])))
+        except ValueError:
+            pass
+    m = fair.mean("test/avg_f1")
+    return m, m, m
+
+
+def kd_help(
+    cs: list[Group],
+    base: Group,
+    seeds: tuple[int, ...],
+    keys: Callable[[Group], list[str]],
+    key_header: list[str],
+    what: str,
+    name: Callable[[Group], str],
+) -> tuple[list[str], list[Group]]:
+    """(lines, configurations shown to beat `base`): a table of each configuration against the baseline
+    without distillation over `seeds`, and a plain sentence on whether any beats it."""
+    rows, better, worse, missing = [], [], [], []
+    for c in cs:
+        d = paired_f1(c, base, seeds)
+        if d is None:
+            missing.append(c)
+            delta = c.on(seeds).mean("test/avg_f1") - base.on(seeds).mean("test/avg_f1")
+            rows.append([*keys(c), f"{delta:+.4f}", "no predictions", "not tested"])
+            continue
+        rows.append([*keys(c), f"{d.diff:+.4f}", d.interval(), d.verdict(BETTER)])
+        if d.sign > 0:
+            better.append(c)
+        elif d.sign < 0:
+            worse.append(c)
+    lines = [
+        f"Test avg F1 difference against `none` (the student trained without distillation) over "
+        f"{seeds_text(seeds)}, paired by seed and test sample; 95 % interval from {RESAMPLES} "
+        "bootstrap resamples of the test set.",
+        "",
+        *table(
+            [*key_header, "Δ test avg F1 vs `none`", "95 % interval", "Verdict"],
+            rows,
+            "l" * len(key_header) + "r",
+        ),
+        "",
+    ]
+    if better:
+        lines.append(f"Shown to beat training without distillation: {', '.join(name(b) for b in better)}.")
+    else:
+        why = (
+            "no interval lies above 0"
+            if missing
+            else "every interval contains 0"
+            if not worse
+            else "every interval contains 0 or lies below it"
+        )
+        lines.append(f"**No {what} is shown to beat training without distillation** (`none`): {why}.")
+    return lines + [""], better
