@@ -108,29 +108,30 @@ def test_killed_worker_fails_its_run_and_is_retried_while_own_errors_are_not(
     assert "1 teacher(s) trained" in out
 
 
-def _sweep(tmp_path: Path, study: dict, uri: str, cache: Path, root: Path, epochs: int = 2):
+def _sweep(tmp_path: Path, study: dict, root: Path, epochs: int = 2):
+    """The study in this process on the session's Ray (its trials log to MLFLOW_TRACKING_URI)."""
+    from pipeline.sweeps.sweep import run_sweep
+
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({"experiment": "default", "seeds": [0], **study}))
-    cmd = [sys.executable, "-m", "pipeline", "sweep", str(path), *tiny_overrides(root, epochs=epochs)]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KDSWEEP_CACHE": str(cache)}
-    cmd += ["--docs", str(tmp_path / "docs")]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return run_sweep(str(path), tiny_overrides(root, epochs=epochs), say=lambda s: None)
 
 
-def test_students_of_a_failed_teacher_are_not_started(tmp_path, synth_wound, kdsweep_cache):
+def test_students_of_a_failed_teacher_are_not_started(tmp_path, synth_wound, monkeypatch, local_ray):
     """A failed teacher blocks the students that distil from it; `none` reads no teacher and runs."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     # the teacher's ViT cannot be built (5 heads do not divide its width 96); the students could
     study = {"space": {"loss.name": ["none", "vanilla"]}, "overrides": ["teacher.vision.kwargs.num_heads=5"]}
-    done = _sweep(tmp_path, study, uri, kdsweep_cache, synth_wound)
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    done = _sweep(tmp_path, study, synth_wound)
+    assert sorted(r.status for r in done.rows) == ["FAILED", "FINISHED"]  # the CLI exits 1
     client = MlflowClient(uri)
     (teacher,) = runs_by_stage(client, "teacher")
     assert teacher.info.status == "FAILED" and "divisible" in teacher.data.tags["failure_reason"]
     (student,) = runs_by_stage(client, "student")  # the vanilla student was never started
     assert student.data.tags["loss"] == "none" and student.info.status == "FINISHED"
     assert "teacher_run_id" not in student.data.tags  # no FINISHED teacher to name
-    assert "0 teacher(s) trained, 1 teacher(s) FAILED" in done.stdout
+    assert (done.teachers_trained, done.teachers_failed) == (0, 1)  # what the CLI prints
     (parent,) = runs_by_stage(client, "sweep")
     local = client.download_artifacts(parent.info.run_id, "trials.json", str(tmp_path))
     rows = {r["point"]["loss.name"]: r for r in json.loads(Path(local).read_text())}
@@ -138,22 +139,24 @@ def test_students_of_a_failed_teacher_are_not_started(tmp_path, synth_wound, kds
     assert rows["vanilla"]["error"].startswith("teacher failed: ") and "divisible" in rows["vanilla"]["error"]
 
 
-def test_only_runs_the_scheduler_stopped_are_labelled_early_stopping(tmp_path, synth_wound, kdsweep_cache):
+def test_only_runs_the_scheduler_stopped_are_labelled_early_stopping(
+    tmp_path, synth_wound, monkeypatch, local_ray
+):
     """ASHA (grace 2 epochs) stops the student that cannot learn (lr 1e-9) behind one that can:
     its run ends KILLED with the early-stopping reason; the other FINISHED."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     study = {
         "space": {"train.lr": [0.003, 1e-9]},
         "overrides": ["loss.name=none", "train.patience=10"],
         "scheduler": "asha",
         "max_concurrent": 1,
     }
-    done = _sweep(tmp_path, study, uri, kdsweep_cache, synth_wound, epochs=3)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = _sweep(tmp_path, study, synth_wound, epochs=3)
+    assert sorted(r.status for r in done.rows) == ["FINISHED", "STOPPED early"]  # the CLI exits 0
     client = MlflowClient(uri)
     by_lr = {r.data.params["train.lr"]: r for r in runs_by_stage(client, "student")}
     assert by_lr["0.003"].info.status == "FINISHED"
     stopped = by_lr["1e-09"]
     assert stopped.info.status == "KILLED", stopped.data.tags.get("failure_reason")
     assert stopped.data.tags["failure_reason"] == "stopped before finishing (early stopping by the scheduler)"
-    assert "STOPPED early" in done.stdout
