@@ -16,6 +16,9 @@ MLFLOW_DB := sqlite:///$(CURDIR)/mlruns/mlflow.db
 # No model hub at run time by default; unset it (HF_HUB_OFFLINE=0) to download paper backbones.
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# `make ui` / `make mlflow-server` without MLflow's job runner (GenAI evaluation jobs and trace
+# roll-ups: five more processes polling the store); kdsweep uses none of it
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?= false
 # where `make ui` serves the local store: the links that sweeps print point there
 export KDSWEEP_UI_HOST = $(HOST)
 export KDSWEEP_UI_PORT = $(PORT)

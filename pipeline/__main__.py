@@ -29,11 +29,14 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.config.identity import experiment_name
     from pipeline.config.loader import load_experiment
     from pipeline.tracking import tracking_uri
-    from pipeline.training.run import run_experiment
 
     if args.no_track:
         os.environ["KDSWEEP_TRACKING"] = "off"
     cfg = load_experiment(args.experiment, args.overrides)
+    # only a valid config pays for torch and the training stack (~10 s on 2 cores): a typo is
+    # reported in about a second
+    from pipeline.training.run import run_experiment
+
     console = Console(stderr=False)
     console.print(
         f"[bold]kdsweep run[/] {cfg.name}: dataset {cfg.dataset.name}, profile {cfg.profile}, "

@@ -95,9 +95,21 @@ def minilm_dir() -> Path:
     return folder
 
 
+# pytest-xdist (`-n`, --dist loadgroup): a session fixture lives once per worker process, so the
+# tests that share one must run in the same worker: everything on the session's local Ray in one,
+# everything on the served sweep's Ray head and MLflow server in another.
+SHARED = {"local_ray": "local-ray", "ray_head": "served", "served_sweep": "served"}
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """`bench_quick` tests run only when asked for (`-m bench_quick`: make bench-quick), so that
-    `make test` stays within its time; they are deselected, never skipped."""
+    """Each test that uses a shared session fixture joins that fixture's xdist group. `bench_quick`
+    tests run only when asked for (`-m bench_quick`: make bench-quick), so that `make test` stays
+    within its time; they are deselected, never skipped."""
+    for item in items:
+        groups = {SHARED[f] for f in getattr(item, "fixturenames", ()) if f in SHARED}
+        assert len(groups) <= 1, f"{item.nodeid} uses fixtures of two xdist groups: {groups}"
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups.pop()))
     if "bench_quick" in (config.getoption("markexpr") or ""):
         return
     keep = [i for i in items if i.get_closest_marker("bench_quick") is None]

@@ -98,7 +98,7 @@ def ray_head() -> Iterator[dict[str, str]]:
         "--num-cpus=2",
         "--num-gpus=0",
         f"--temp-dir={tmp / 'ray'}",
-        f"--dashboard-port={free_port()}",
+        "--include-dashboard=false",  # nothing here reads it; it costs CPU all session long
         f"--dashboard-agent-listen-port={free_port()}",
         "--disable-usage-stats",
     ]

@@ -49,6 +49,11 @@ def wait_for(predicate, timeout: float, what: str, every: float = 1.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# MLflow's job runner (GenAI evaluation jobs, trace roll-ups): five more processes that poll
+# the store; kdsweep uses none of it (`make ui` and `make mlflow-server` turn it off too)
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextmanager
 def mlflow_server(folder: Path) -> Iterator[str]:
     """A real `mlflow server` (sqlite behind it, artifacts proxied into `folder`) on a free
@@ -79,6 +84,7 @@ def mlflow_server(folder: Path) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, **SERVER_ENV},
     )
     uri = f"http://127.0.0.1:{port}"
     try:

@@ -145,7 +145,9 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             teachers.setdefault(teacher_hash(t.cfg), t)
     done = {r.data.tags.get("teacher_hash") for r in tracking.search(exp, {"stage": "teacher"}, "FINISHED")}
     new = {h: t for h, t in teachers.items() if h not in done}
-    prefix = f"{study.name}-{name}" if name else study.name
+    # Ray Tune's folder per batch: the parent run's id keeps two sweeps of one study apart
+    # (two datasets at once, or two users of one checkout) instead of sharing their trial state
+    prefix = f"{study.name}-{ctx.parent_id[:8]}" + (f"-{name}" if name else "")
     if new:
         say(f"teachers: training {len(new)} distinct teacher configuration(s)")
         confs = [
