@@ -1,5 +1,6 @@
-"""`modality_dropout`: the group's wound fusion (their best on Wound, shared/reference): drop a
-whole modality at random while training, then a two-layer MLP over the concatenation.
+"""`modality_dropout`: the group's wound fusion (their best fusion on Wound; source: the research
+group's setup as issue 26 states it, next to shared/reference/README.md): drop a whole modality
+at random while training, then a two-layer MLP over the concatenation.
 
     training:  m_img ~ Bernoulli(p_img),  m_txt ~ Bernoulli(p_txt), independent
                v' = (1 - m_img) v,   t' = (1 - m_txt) t
