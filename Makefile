@@ -28,7 +28,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,10 @@ sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
 
 sweep-backbone: data ## the backbone study: student vision x text backbones
 	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
+
+sweep-students: PROFILE = group
+sweep-students: data ## the group's 16 students x KD/no-KD, ViT-B/16+Bio_ClinicalBERT teacher (hub weights: HF_HUB_OFFLINE=0; GPU in practice)
+	$(PY) -m pipeline sweep sweeps/students.yaml $(SWEEP_ARGS)
 
 sweep-mil: DATASET = synthetic-brats
 sweep-mil: PROFILE = mil-tiny

@@ -160,12 +160,17 @@ class TextConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class FusionConfig:
+    """`params` holds the options of the chosen fusion (e.g. modality_dropout's p_img, p_txt,
+    per_sample), validated by that fusion's own `Params` dataclass; hashed only when set, so
+    the configurations of fusions without options keep their hashes."""
+
     name: str = "cross_attention"
     dim: int = positive(default=256)
     layers: int = positive(default=1)
     heads: int = positive(default=4)
     dropout: float = unit_interval(default=0.1)
     aux_weight: float = non_negative(default=0.01)  # routing/energy penalty of routing fusions
+    params: Mapping[str, Any] = hash_if_set(default_factory=dict)
 
     def validate(self) -> None:
         if self.dim % self.heads:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from core.schema import ModelConfig
 from models.backbones import build_text, build_vision
-from models.fusions import FUSIONS
+from models.fusions import build_fusion
 from models.outputs import ModelOutput
 
 
@@ -53,11 +53,7 @@ class KDModel(nn.Module):
             self.text = build_text(cfg.text, vocab_size, key=f"{role}.text")
             self.proj_text = nn.Sequential(nn.Linear(self.text.out_dim, d), nn.LayerNorm(d))
         if cfg.modalities == "both":
-            f = cfg.fusion
-            cls = FUSIONS.get(f.name, f"{role}.fusion.name")
-            self.fusion = cls(
-                dim=d, layers=f.layers, heads=f.heads, dropout=f.dropout, aux_weight=f.aux_weight
-            )
+            self.fusion = build_fusion(cfg.fusion, f"{role}.fusion")
         # A list, not a ModuleDict: task names such as "type" clash with nn.Module attributes.
         self.heads = nn.ModuleList(kind.head(d, t, cfg.dropout) for t in self.tasks)
         self.feature_dim = d

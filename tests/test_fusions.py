@@ -19,6 +19,7 @@ EXPECTED = {
     "transformer_concat",
     "shomr",
     "energy_aware_adaptive",
+    "modality_dropout",
 }
 
 

@@ -32,7 +32,7 @@ def _fresh(code: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("study", ["loss", "xlite", "mil", "brats"])
+@pytest.mark.parametrize("study", ["loss", "xlite", "mil", "brats", "students"])
 def test_validating_a_shipped_study_imports_no_heavy_library(study):
     result = _fresh(
         "from pipeline.config.identity import experiment_name, needs_teacher, teacher_hash\n"

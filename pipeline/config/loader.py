@@ -184,7 +184,10 @@ def to_dict(obj: Any, for_hash: bool = False) -> Any:
 
 def _unhashed(f: dataclasses.Field, value: Any) -> bool:
     mode = f.metadata.get("hash")
-    return mode is False or (mode == "if_set" and value == f.default)
+    if mode != "if_set":
+        return mode is False
+    factory = f.default_factory
+    return value == (f.default if factory is dataclasses.MISSING else factory())
 
 
 def dump_yaml(obj: Any) -> str:
@@ -237,14 +240,17 @@ def check_extensions(
     cfg: ExperimentConfig, origins: Mapping[str, str] | None = None, where: str = ""
 ) -> None:
     """Names that point into registries (fusions, losses, backbone sources, task kinds) and the
-    chosen loss's own `params`, checked before any work. The names come from the registries'
-    source (pipeline.config.extensions), so validating imports no torch; only a non-empty
-    `loss.params` imports its loss, whose `Params` dataclass checks them."""
+    chosen loss's and fusions' own `params`, checked before any work. The names come from the
+    registries' source (pipeline.config.extensions), so validating imports no torch; only a
+    non-empty `loss.params` or `fusion.params` imports its module, whose `Params` checks them."""
     from pipeline.config.extensions import declared
 
     for role in ("teacher", "student"):
         m = getattr(cfg, role)
-        declared("FUSIONS").get(m.fusion.name, f"{role}.fusion.name")
+        fusion = declared("FUSIONS").get(m.fusion.name, f"{role}.fusion.name")
+        if m.fusion.params:  # like loss.params: only options that are set import their fusion
+            key = f"{role}.fusion.params"
+            _convert_dataclass(fusion.load().Params, dict(m.fusion.params), key, origins or {}, where)
         declared("VISION").get(m.vision.source, f"{role}.vision.source")
         declared("TEXT").get(m.text.source, f"{role}.text.source")
         if m.volume.name != "none":

@@ -1,5 +1,6 @@
 """docs/backbones.md: student backbones by test F1 and AUC, parameters, size, latency, and the
-share of its teacher's test F1 each student keeps; F1 against latency."""
+share of its teacher's test F1 each student keeps; F1 against latency. A sweep that also varies
+the loss (sweeps/students.yaml: each student with KD and without) gets a Loss column."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
             if not teachers.empty
             else {}
         )
+        by_loss = len({c.tag("loss") for c in cs}) > 1  # KD and no-KD of each student
         rows = []
         for c in cs:
             auc = [float(np.mean([r[f"metrics.test/{t}/auc"] for t in ts])) for _, r in c.runs.iterrows()]
@@ -54,6 +56,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
                 [
                     c.tag("vision"),
                     c.tag("text"),
+                    *([c.tag("loss")] if by_loss else []),
                     c.cell("test/avg_f1"),
                     f"{mean_std(auc)}{c.short()}",
                     fmt(c.mean("params") / 1e6, 2),
@@ -62,7 +65,8 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
                     f"{mean_std(ret, 3)}{c.short()}",
                 ]
             )
-        lines += table(HEAD, rows, "llrrrrrr")
+        head = [*HEAD[:2], "Loss", *HEAD[2:]] if by_loss else HEAD
+        lines += table(head, rows, "lll" + "r" * 6 if by_loss else "ll" + "r" * 6)
         lines += [
             "",
             "Rows are ordered by dev average macro-F1. Retention = student test avg F1 / its teacher's test avg F1.",
@@ -74,7 +78,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
         if len(cs) >= 2:
             lines += [bootstrap_line(cs[0], cs[1])[0], ""]
         rel = pareto_plot(  # backbones differ in architecture: their latencies differ for real
-            [f"{c.tag('vision')}/{c.tag('text')}" for c in cs],
+            [f"{c.tag('vision')}/{c.tag('text')}" + (f" {c.tag('loss')}" if by_loss else "") for c in cs],
             [c.fair.mean("latency_ms") for c in cs],
             [f1_interval(c) for c in cs],
             f"{ds}: F1 against latency ({seeds_phrase(cs[0].matched)})",
