@@ -38,7 +38,7 @@ JPEG_SHARE = 0.25
 
 def allocate(n: int, shares: tuple[int, ...]) -> list[int]:
     """`n` split into len(shares) counts proportional to `shares` (largest remainder), each at
-    least 1 when n allows it (taken from the largest)."""
+    least 1 when n allows it (taken from the class furthest above its quota)."""
     total = sum(shares)
     quota = [n * s / total for s in shares]
     counts = [int(q) for q in quota]
@@ -48,7 +48,8 @@ def allocate(n: int, shares: tuple[int, ...]) -> list[int]:
         for i, c in enumerate(counts):
             if c == 0:
                 counts[i] = 1
-                counts[counts.index(max(counts))] -= 1
+                donor = max((j for j in range(len(counts)) if counts[j] > 1), key=lambda j: counts[j] - quota[j])
+                counts[donor] -= 1
     return counts
 
 
