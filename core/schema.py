@@ -130,7 +130,9 @@ class DatasetConfig:
         if not self.table.image_columns:
             raise ValueError("table.image_columns", "expected at least one column name")
         if self.format == "csv" and self.text.case_fields:
-            raise ValueError("text.case_fields", "format csv has no case files: put text columns in text.fields")
+            raise ValueError(
+                "text.case_fields", "format csv has no case files: put text columns in text.fields"
+            )
         if self.format == "brats" and self.channels != len(self.bags.modalities):
             raise ValueError(
                 "channels",
@@ -368,7 +370,9 @@ class PreprocessConfig:
     def validate(self) -> None:
         for key in ("mean", "std"):
             if len(getattr(self, key)) not in (1, 3):
-                raise ValueError(key, f"expected 1 or 3 values (one per channel), got {list(getattr(self, key))}")
+                raise ValueError(
+                    key, f"expected 1 or 3 values (one per channel), got {list(getattr(self, key))}"
+                )
         if min(self.std) <= 0:
             raise ValueError("std", f"expected values > 0, got {list(self.std)}")
         if self.text_max_length is not None and self.text_max_length < 1:
@@ -455,9 +459,12 @@ class ExperimentConfig:
             raise ValueError(
                 "train.augment", "expected none or flip with a 3-D model (flips along each axis)"
             )
-        if self.dataset.is_bags and (self.preprocess.color, self.preprocess.resize) != ("dataset", "letterbox"):
+        pre = self.preprocess
+        if self.dataset.is_bags and (pre.color != "dataset" or pre.resize != "letterbox"):
             raise ValueError(
-                "preprocess.color", f"bags (format {self.dataset.format}) keep their own decoding: expected color: dataset, resize: letterbox"
+                "preprocess.color",
+                f"bags (format {self.dataset.format}) keep their own decoding: "
+                "expected color: dataset and resize: letterbox",
             )
         if self.train.sampler == "weighted" and (
             self.dataset.kind != "multiclass" or len(self.dataset.tasks) != 1

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from wound_folder import HEADER, TYPES, write_csv, wound_folder
+from wound_folder import HEADER, TYPES, wound_folder, write_csv
 
 from core.errors import ConfigError, DataError
 from core.schema import TokenizerConfig
@@ -95,12 +95,18 @@ def _rewrite(path: Path, change) -> None:
 
 BAD = {
     "missing column": (
-        lambda r: _rewrite(r / "metadata_dev.csv", lambda ls: ls.__setitem__(0, "img_path,type,grade,description")),
-        lambda r: f"{r / 'metadata_dev.csv'}:1: missing column 'severity' (dataset.tasks.severity); "
-        "columns found: img_path, type, grade, description",
+        lambda r: _rewrite(
+            r / "metadata_dev.csv", lambda ls: ls.__setitem__(0, "img_path,type,grade,description")
+        ),
+        lambda r: (
+            f"{r / 'metadata_dev.csv'}:1: missing column 'severity' (dataset.tasks.severity); "
+            "columns found: img_path, type, grade, description"
+        ),
     ),
     "missing image column": (
-        lambda r: _rewrite(r / "metadata_train.csv", lambda ls: ls.__setitem__(0, "image,type,severity,description")),
+        lambda r: _rewrite(
+            r / "metadata_train.csv", lambda ls: ls.__setitem__(0, "image,type,severity,description")
+        ),
         lambda r: f"{r / 'metadata_train.csv'}:1: missing column 'img_path' or 'file_path'",
     ),
     "missing image": (
@@ -108,11 +114,17 @@ BAD = {
         lambda r: f"{r / 'metadata_dev.csv'}:4: image file not found: {r / 'images' / 'IMG_022.png'}",
     ),
     "unseen label": (
-        lambda r: _rewrite(r / "metadata_test.csv", lambda ls: ls.__setitem__(2, ls[2].replace("Abrasion", "Frostbite"))),
-        lambda r: f"{r / 'metadata_test.csv'}:3: label 'Frostbite' of task 'type' does not occur in the train split",
+        lambda r: _rewrite(
+            r / "metadata_test.csv", lambda ls: ls.__setitem__(2, ls[2].replace("Abrasion", "Frostbite"))
+        ),
+        lambda r: (
+            f"{r / 'metadata_test.csv'}:3: label 'Frostbite' of task 'type' does not occur in the train split"
+        ),
     ),
     "blank label": (
-        lambda r: _rewrite(r / "metadata_train.csv", lambda ls: ls.__setitem__(3, ls[3].replace("Venous", ""))),
+        lambda r: _rewrite(
+            r / "metadata_train.csv", lambda ls: ls.__setitem__(3, ls[3].replace("Venous", ""))
+        ),
         lambda r: f"{r / 'metadata_train.csv'}:4: missing label field 'type' (task 'type')",
     ),
     "ragged row": (
@@ -124,7 +136,9 @@ BAD = {
         lambda r: f"{r / 'metadata_test.csv'}: table not found",
     ),
     "not UTF-8": (
-        lambda r: (r / "metadata_dev.csv").write_bytes(b"img_path,type,severity,description\nIMG_020.png,Pressure,Severe,br\xfbl\xe9\n"),
+        lambda r: (r / "metadata_dev.csv").write_bytes(
+            b"img_path,type,severity,description\nIMG_020.png,Pressure,Severe,br\xfbl\xe9\n"
+        ),
         lambda r: f"{r / 'metadata_dev.csv'}:2: not UTF-8 text (byte 0xfb)",
     ),
 }
@@ -175,7 +189,12 @@ def test_one_tiny_epoch_on_the_groups_layout(folder, tmp_path):
     args = ["run", "default", "--no-track", "dataset=wound", *tiny_overrides(folder, epochs=1)]
     args += ["train.batch_size=8", "preprocess.resize=stretch", "preprocess.normalize=given"]
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = " ".join(done.stdout.split())  # the console wraps long lines

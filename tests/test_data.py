@@ -66,7 +66,9 @@ def test_one_sample_per_description_line_with_case_text(synth_medpix):
     splits = read_dataset(dataset(synth_medpix))
     assert {k: len(v) for k, v in splits.items()} == {"train": 60, "dev": 20, "test": 20}
     row = edit(synth_medpix, "descriptions_dev", 3, lambda r: None)
-    case = next(c for c in map(json.loads, jsonl(synth_medpix, "data_dev").open()) if c["U_id"] == row["U_id"])
+    case = next(
+        c for c in map(json.loads, jsonl(synth_medpix, "data_dev").open()) if c["U_id"] == row["U_id"]
+    )
     s = splits["dev"][2]
     assert s.labels == {"modality": row["Type"], "location": row["Location Category"]}
     assert s.case_id == row["U_id"]
@@ -194,7 +196,9 @@ def _(root):
 @bad("missing label field")
 def _(root):
     edit(root, "descriptions_train", 5, _pop("Location Category"))
-    return [f"{jsonl(root, 'descriptions_train')}:5: missing label field 'Location Category' (task 'location')"]
+    return [
+        f"{jsonl(root, 'descriptions_train')}:5: missing label field 'Location Category' (task 'location')"
+    ]
 
 
 @bad("blank label")
@@ -212,7 +216,10 @@ def _(root):
 @bad("unseen label")
 def _(root):
     edit(root, "descriptions_dev", 4, _set(Type="frostbite"))
-    return [f"{jsonl(root, 'descriptions_dev')}:4: label 'frostbite' of task 'modality'", "unseen_labels=drop"]
+    return [
+        f"{jsonl(root, 'descriptions_dev')}:4: label 'frostbite' of task 'modality'",
+        "unseen_labels=drop",
+    ]
 
 
 @bad("case in two splits")

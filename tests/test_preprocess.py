@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support import tiny_overrides
 
 from core.errors import ConfigError
 from core.schema import PreprocessConfig
@@ -16,6 +15,7 @@ from pipeline.config.identity import teacher_hash
 from pipeline.config.loader import config_hash, load_experiment
 from pipeline.data import images
 from pipeline.training.run import build_model, prepare
+from support import tiny_overrides
 
 GROUP = [
     "preprocess.color=rgb",
@@ -41,7 +41,10 @@ def test_defaults_keep_todays_hashes_and_the_groups_settings_change_the_teacher(
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("preprocess.mean=[0.5, 0.5]", "preprocess.mean: expected 1 or 3 values (one per channel), got [0.5, 0.5]"),
+        (
+            "preprocess.mean=[0.5, 0.5]",
+            "preprocess.mean: expected 1 or 3 values (one per channel), got [0.5, 0.5]",
+        ),
         ("preprocess.std=[0]", "preprocess.std: expected values > 0, got [0.0]"),
         ("preprocess.resize=crop", "preprocess.resize: expected one of letterbox, stretch, got 'crop'"),
         ("preprocess.color=grey", "preprocess.color: expected one of dataset, rgb, gray, got 'grey'"),
@@ -57,15 +60,24 @@ def test_bad_values_are_one_line_config_errors(override, expected):
 def test_the_groups_preprocessing_reaches_the_tensors_and_both_backbones(synth_medpix):
     cfg = load_experiment("default", [*tiny_overrides(synth_medpix), "dataset=synthetic-medpix", *GROUP])
     data, _ = prepare(cfg, say=lambda _: None)
-    assert data.channels == 3 and data.splits["train"].t["image"].shape[1:] == (3, 32, 32)  # gray scans as RGB
+    assert data.channels == 3  # gray scans as RGB
+    assert data.splits["train"].t["image"].shape[1:] == (3, 32, 32)
     for role in ("teacher", "student"):
         assert data.splits["dev"].t[f"input_ids_{role}"].shape[1] == 6  # one length for both roles
-        vision = [m for m in build_model(getattr(cfg, role), data, role, 0).modules() if isinstance(m, VisionBackbone)]
+        vision = [
+            m
+            for m in build_model(getattr(cfg, role), data, role, 0).modules()
+            if isinstance(m, VisionBackbone)
+        ]
         assert vision and all(torch.equal(m.mean.flatten(), torch.full((3,), 0.25)) for m in vision)
         assert all(torch.equal(m.std.flatten(), torch.full((3,), 0.75)) for m in vision)
-    default, _ = prepare(load_experiment("default", tiny_overrides(synth_medpix) + ["dataset=synthetic-medpix"]))
+    default, _ = prepare(
+        load_experiment("default", tiny_overrides(synth_medpix) + ["dataset=synthetic-medpix"])
+    )
     assert default.channels == 1 and default.normalize is None  # MedPix today: grayscale, own mean/std
-    own = next(m for m in build_model(cfg.teacher, default, "teacher", 0).modules() if isinstance(m, VisionBackbone))
+    own = next(
+        m for m in build_model(cfg.teacher, default, "teacher", 0).modules() if isinstance(m, VisionBackbone)
+    )
     assert not torch.equal(own.std.flatten(), torch.full((3,), 0.75))
 
 

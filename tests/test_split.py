@@ -87,7 +87,9 @@ def test_fractions_seed_and_column_are_options(tmp_path):
 def test_bad_tables_are_one_line_errors(tmp_path):
     root = their_table(tmp_path / "w")
     cfg = load_dataset_config("wound", [f"root={root}"])
-    with pytest.raises(DataError, match=r"metadata.csv:1: missing column 'grade' \(--by.*columns found: img_path, type"):
+    with pytest.raises(
+        DataError, match=r"metadata.csv:1: missing column 'grade' \(--by.*columns found: img_path, type"
+    ):
         split_table(cfg, by="grade")
     write_csv(root / "metadata.csv", HEADER, [(f"{t}.png", t, "Mild", "") for t in TYPES])  # one row per type
     with pytest.raises(DataError, match=r"cannot stratify 10 rows"):

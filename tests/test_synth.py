@@ -83,7 +83,8 @@ def test_wound_layout_is_the_groups(synth_wound):
         assert [sum(r["severity"] == c for r in part) for c in spec.classes[1]] == want
     for r in every:
         with Image.open(synth_wound / "images" / r["img_path"]) as im:
-            assert (im.format, im.mode, im.size) == ({".png": "PNG", ".jpg": "JPEG"}[Path(r["img_path"]).suffix], "RGB", (32, 32))
+            fmt = {".png": "PNG", ".jpg": "JPEG"}[Path(r["img_path"]).suffix]
+            assert (im.format, im.mode, im.size) == (fmt, "RGB", (32, 32))
     assert len(list((synth_wound / "images").iterdir())) == 100
     assert any(not r["description"] for r in every) and any("\u2013" in r["description"] for r in every)
 
@@ -91,7 +92,8 @@ def test_wound_layout_is_the_groups(synth_wound):
 def test_allocation_keeps_the_real_shares():
     assert allocate(1094, TYPE_COUNTS["train"]) == list(TYPE_COUNTS["train"])
     assert allocate(235, SEVERITY_COUNTS["dev"]) == list(SEVERITY_COUNTS["dev"])
-    assert allocate(20, TYPE_COUNTS["dev"]) == [4, 4, 3, 3, 1, 1, 1, 1, 1, 1] and allocate(3, (5, 1)) == [2, 1]
+    assert allocate(20, TYPE_COUNTS["dev"]) == [4, 4, 3, 3, 1, 1, 1, 1, 1, 1]
+    assert allocate(3, (5, 1)) == [2, 1]
     assert allocate(1, (5, 1)) == [1, 0]  # no room for every class
 
 

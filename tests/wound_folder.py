@@ -8,7 +8,18 @@ from pathlib import Path
 
 from PIL import Image
 
-TYPES = ("Pressure", "Diabetic", "Venous", "Surgical", "Bruises", "Burn", "Abrasion", "Laceration", "Normal", "Cut")
+TYPES = (
+    "Pressure",
+    "Diabetic",
+    "Venous",
+    "Surgical",
+    "Bruises",
+    "Burn",
+    "Abrasion",
+    "Laceration",
+    "Normal",
+    "Cut",
+)
 SEVERITIES = ("Severe", "Moderate", "Mild")
 HEADER = ("img_path", "type", "severity", "description")
 

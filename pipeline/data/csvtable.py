@@ -104,6 +104,5 @@ def read_split(cfg: DatasetConfig, split: str) -> list[Sample]:
         raise DataError(f"{file}: split {split!r} is empty")
     images = Path(cfg.root) / cfg.table.images
     return [
-        table_sample(cfg, row, f"{file}:{n}", images, column, "", cfg.table.id_column, {})
-        for n, row in rows
+        table_sample(cfg, row, f"{file}:{n}", images, column, "", cfg.table.id_column, {}) for n, row in rows
     ]

@@ -79,7 +79,9 @@ def split_table(
     outputs = {s: root / cfg.table.files.format(split=cfg.splits[s]) for s in SPLITS}
     existing = [str(p) for p in outputs.values() if p.exists()]
     if existing and not force:
-        raise DataError(f"{existing[0]}: split file exists; pass --force to overwrite ({len(existing)} of 3 exist)")
+        raise DataError(
+            f"{existing[0]}: split file exists; pass --force to overwrite ({len(existing)} of 3 exist)"
+        )
     parts = split_rows([row[by].strip() for _, row in rows], fractions, seed)
     for s, path in outputs.items():
         _write(path, header, [rows[i][1] for i in parts[s]])

@@ -64,7 +64,18 @@ MEDPIX = Kind(
 WOUND = Kind(
     fields=("type", "severity"),
     classes=(
-        ("Pressure", "Diabetic", "Venous", "Surgical", "Bruises", "Burn", "Abrasion", "Laceration", "Normal", "Cut"),
+        (
+            "Pressure",
+            "Diabetic",
+            "Venous",
+            "Surgical",
+            "Bruises",
+            "Burn",
+            "Abrasion",
+            "Laceration",
+            "Normal",
+            "Cut",
+        ),
         ("Severe", "Moderate", "Mild"),
     ),
     words=(

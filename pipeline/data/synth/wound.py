@@ -48,7 +48,9 @@ def allocate(n: int, shares: tuple[int, ...]) -> list[int]:
         for i, c in enumerate(counts):
             if c == 0:
                 counts[i] = 1
-                donor = max((j for j in range(len(counts)) if counts[j] > 1), key=lambda j: counts[j] - quota[j])
+                donor = max(
+                    (j for j in range(len(counts)) if counts[j] > 1), key=lambda j: counts[j] - quota[j]
+                )
                 counts[donor] -= 1
     return counts
 
