@@ -61,6 +61,7 @@ data: setup data/synthetic-medpix/.done data/synthetic-wound/.done data/syntheti
 
 data/synthetic-chestxray/.done: pipeline/data/synth/chestxray.py
 data/synthetic-brats/.done: pipeline/data/synth/brats.py
+data/synthetic-wound/.done: pipeline/data/synth/wound.py
 data/synthetic-%/.done: pipeline/data/synth/__init__.py pipeline/data/synth/medpix.py $(STAMP)
 	rm -rf data/synthetic-$*
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*

@@ -47,6 +47,25 @@ class TextSource:
     fields: tuple[str, ...] = ("Description.Caption",)
     case_fields: tuple[str, ...] = ()  # e.g. ("Case.History", "Case.Findings") from data_{split}.jsonl
     separator: str = " "
+    # what a sample whose text fields are all empty reads instead (Wound-1-0: "No description
+    # available", as the group's loader does); "" keeps it empty
+    empty: str = hash_if_set(default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableOptions:
+    """`format: csv`: a folder of images and CSV tables, one row per image (the group's
+    Wound-1-0 layout). `files` names each split's table (`{split}` <- the `splits` value);
+    `table` is the whole table that `python -m pipeline.data split` splits; an image is
+    `<root>/<images>/<value of the first column of image_columns that the file has>`, the value
+    carrying its extension. `id_column` names a patient/case column when there is one; without
+    it every image is its own case. Columns of labels and text: `tasks` and `text.fields`."""
+
+    files: str = "metadata_{split}.csv"
+    table: str = "metadata.csv"
+    images: str = "images"
+    image_columns: tuple[str, ...] = ("img_path", "file_path")  # older files say file_path
+    id_column: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,10 +107,12 @@ class DatasetConfig:
     channels: Literal[1, 3] = 1  # images are converted to L (1) or RGB (3) once, when decoded
     kind: str = "multiclass"  # the task kind (tasks/): multiclass | multilabel
     # on-disk layout: MedPix-2.0 (pipeline.data.medpix) or NIH ChestX-ray14 (pipeline.data.chestxray)
-    format: Literal["medpix", "chestxray", "brats", "bags"] = "medpix"
+    # or a folder of images with CSV tables (pipeline.data.csvtable, `table` below)
+    format: Literal["medpix", "csv", "chestxray", "brats", "bags"] = "medpix"
     subset: float | None = None  # chestxray: a stratified, patient-grouped share of the table
     unseen_labels: Literal["error", "drop"] = "error"
     bags: BagOptions = hash_if_set(default=BagOptions())
+    table: TableOptions = hash_if_set(default=TableOptions())
 
     @property
     def is_bags(self) -> bool:
@@ -106,6 +127,12 @@ class DatasetConfig:
     def validate(self) -> None:
         if not self.tasks:
             raise ValueError("tasks", "expected at least one task (name: label field)")
+        if not self.table.image_columns:
+            raise ValueError("table.image_columns", "expected at least one column name")
+        if self.format == "csv" and self.text.case_fields:
+            raise ValueError(
+                "text.case_fields", "format csv has no case files: put text columns in text.fields"
+            )
         if self.format == "brats" and self.channels != len(self.bags.modalities):
             raise ValueError(
                 "channels",
@@ -330,6 +357,39 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PreprocessConfig:
+    """How images and text become tensors, the same for teacher and student. The defaults are
+    kdsweep's: the dataset's `channels`, letterboxed (aspect kept, black bars), each backbone
+    normalising with its own (timm pretrained) mean/std, each tokenizer's own `max_length`.
+    The research group's (Wound-1-0 and MedPix alike): `color: rgb`, `resize: stretch`,
+    `normalize: given` with mean = std = 0.5, `text_max_length: 256`. A profile or an
+    experiment sets this section; the teacher's hash includes it when it is not the default."""
+
+    color: Literal["dataset", "rgb", "gray"] = "dataset"
+    resize: Literal["letterbox", "stretch"] = "letterbox"
+    normalize: Literal["backbone", "given"] = "backbone"
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)  # used with normalize: given; per channel (or one)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    text_max_length: int | None = None  # null: each role's text.tokenizer.max_length
+
+    def validate(self) -> None:
+        for key in ("mean", "std"):
+            if len(getattr(self, key)) not in (1, 3):
+                raise ValueError(
+                    key, f"expected 1 or 3 values (one per channel), got {list(getattr(self, key))}"
+                )
+        if min(self.std) <= 0:
+            raise ValueError("std", f"expected values > 0, got {list(self.std)}")
+        if self.text_max_length is not None and self.text_max_length < 1:
+            raise ValueError("text_max_length", f"expected a value >= 1 or null, got {self.text_max_length}")
+
+    @property
+    def channels_override(self) -> int | None:
+        """1 or 3 when `color` overrides the dataset's `channels`, else None."""
+        return {"rgb": 3, "gray": 1}.get(self.color)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
     name: str = no_hash(default="experiment")
     profile: str = no_hash(default="tiny")  # the profile's content is hashed through teacher/student
@@ -340,6 +400,7 @@ class ExperimentConfig:
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     split: SplitConfig = hash_if_set(default=SplitConfig())
+    preprocess: PreprocessConfig = hash_if_set(default=PreprocessConfig())
     output_dir: str = no_hash(default="runs")
     tracking: TrackingConfig = no_hash(default=TrackingConfig())
 
@@ -402,6 +463,13 @@ class ExperimentConfig:
         if vols and self.train.augment == "flip_crop":
             raise ValueError(
                 "train.augment", "expected none or flip with a 3-D model (flips along each axis)"
+            )
+        pre = self.preprocess
+        if self.dataset.is_bags and (pre.color != "dataset" or pre.resize != "letterbox"):
+            raise ValueError(
+                "preprocess.color",
+                f"bags (format {self.dataset.format}) keep their own decoding: "
+                "expected color: dataset and resize: letterbox",
             )
         if self.train.sampler == "weighted" and (
             self.dataset.kind != "multiclass" or len(self.dataset.tasks) != 1

@@ -50,7 +50,7 @@ def test_default_experiment_is_typed_and_frozen():
     assert cfg.loss.alpha == 0.7 and isinstance(cfg.loss.temperature, float)
     assert cfg.teacher.fusion.dim == 96 and cfg.student.text.tokenizer.vocab_size == 1000  # profile tiny
     assert cfg.loss.beta == 1.0  # schema default, set nowhere in the files
-    assert cfg.dataset.text.case_fields == ("Case.History",)
+    assert cfg.dataset.format == "csv" and cfg.dataset.text.fields == ("description",)  # the group's layout
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.loss.alpha = 0.1
     with pytest.raises(TypeError):
@@ -217,9 +217,9 @@ def test_load_dataset_config(tmp_path):
 def test_flatten_gives_dotted_scalars():
     flat = flatten(load_experiment("default"))
     assert all(isinstance(v, str | int | float | bool | type(None)) for v in flat.values()), flat
-    assert flat["loss.alpha"] == 0.7 and flat["dataset.tasks.type"] == "Type"
+    assert flat["loss.alpha"] == 0.7 and flat["dataset.tasks.type"] == "type"
     assert flat["teacher.vision.kwargs.embed_dim"] == 96
-    assert flat["dataset.text.fields"] == '["Description.Caption"]' and flat["loss.params"] == "{}"
+    assert flat["dataset.text.fields"] == '["description"]' and flat["loss.params"] == "{}"
     assert flat["teacher.vision.checkpoint"] is None and "output_dir" in flat
 
 

@@ -1,4 +1,6 @@
-"""pipeline.data.medpix / images / dataset: MedPix-2.0 reader, one-line data errors, caches, batch contract."""
+"""pipeline.data.medpix / images / dataset: MedPix-2.0 reader, one-line data errors, caches, batch contract.
+
+The MedPix-format tests run on synthetic-medpix; the CSV layout (synthetic-wound) has tests/test_csv_data.py."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ DATASETS = ", ".join(
 KEYS = {"image", "index", "labels", *(f"{k}_{r}" for k in ("input_ids", "attention_mask") for r in TOKS)}
 
 
-def dataset(root: Path, *overrides: str, name: str = "synthetic-wound"):
+def dataset(root: Path, *overrides: str, name: str = "synthetic-medpix"):
     return load_dataset_config(name, [f"root={root}", *overrides])
 
 
@@ -60,28 +62,31 @@ def replace_line(root: Path, name: str, line: int, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- reading
-def test_one_sample_per_description_line_with_case_text(synth_wound):
-    splits = read_dataset(dataset(synth_wound))
+def test_one_sample_per_description_line_with_case_text(synth_medpix):
+    splits = read_dataset(dataset(synth_medpix))
     assert {k: len(v) for k, v in splits.items()} == {"train": 60, "dev": 20, "test": 20}
-    row = edit(synth_wound, "descriptions_dev", 3, lambda r: None)
-    case = next(c for c in map(json.loads, jsonl(synth_wound, "data_dev").open()) if c["U_id"] == row["U_id"])
+    row = edit(synth_medpix, "descriptions_dev", 3, lambda r: None)
+    case = next(
+        c for c in map(json.loads, jsonl(synth_medpix, "data_dev").open()) if c["U_id"] == row["U_id"]
+    )
     s = splits["dev"][2]
-    assert s.labels == {"type": row["Type"], "severity": row["Severity"]} and s.case_id == row["U_id"]
+    assert s.labels == {"modality": row["Type"], "location": row["Location Category"]}
+    assert s.case_id == row["U_id"]
     assert s.text == f"{row['Description']['Caption']} {case['Case']['History']}"
-    assert s.where == f"{jsonl(synth_wound, 'descriptions_dev')}:3"
-    only_caption = read_dataset(dataset(synth_wound, "text.case_fields=[]"))["dev"][2]
+    assert s.where == f"{jsonl(synth_medpix, 'descriptions_dev')}:3"
+    only_caption = read_dataset(dataset(synth_medpix, "text.case_fields=[]"))["dev"][2]
     assert only_caption.text == row["Description"]["Caption"]
 
 
-def test_label_fields_are_configurable(synth_wound):
-    cfg = dataset(synth_wound, "tasks={sex: Description.Sex, plane: Description.Plane}")
+def test_label_fields_are_configurable(synth_medpix):
+    cfg = dataset(synth_medpix, "tasks={sex: Description.Sex, plane: Description.Plane}")
     train = read_dataset(cfg)["train"]
     assert {s.labels["sex"] for s in train} == {"female", "male"}
     assert {s.labels["plane"] for s in train} == {"Axial"}
 
 
-def test_null_figure_part_and_unicode_caption(synth_wound, tmp_path):
-    root = copy(synth_wound, tmp_path)
+def test_null_figure_part_and_unicode_caption(synth_medpix, tmp_path):
+    root = copy(synth_medpix, tmp_path)
     caption = "L\u00e9sion h\u00e9patique \u2013 \u809d\u81d3 \u2713 (r\u00e9sum\u00e9)"
     edit(root, "descriptions_train", 1, lambda r: r["Description"].update(Caption=caption))
     cfg = dataset(root, "text.fields=[Description.Caption, Description.Figure Part]", "text.case_fields=[]")
@@ -92,20 +97,20 @@ def test_null_figure_part_and_unicode_caption(synth_wound, tmp_path):
 
 
 # --------------------------------------------------------------------------- labels and leakage
-def test_label_maps_come_from_train(synth_wound):
-    bundle = load_data(dataset(synth_wound), 32, TOKS)
+def test_label_maps_come_from_train(synth_medpix):
+    bundle = load_data(dataset(synth_medpix), 32, TOKS)
     assert bundle.label_maps == {
-        "type": ("burn", "diabetic ulcer", "pressure ulcer", "surgical"),
-        "severity": ("mild", "moderate", "severe"),
+        "modality": ("CT", "MR"),
+        "location": ("Abdomen", "Head", "Reproductive and Urinary System", "Spine and Muscles", "Thorax"),
     }
-    assert bundle.num_classes() == {"type": 4, "severity": 3}
+    assert bundle.num_classes() == {"modality": 2, "location": 5}
 
 
-def test_unseen_labels_can_be_dropped(synth_wound, tmp_path, capsys):
-    root = copy(synth_wound, tmp_path)
+def test_unseen_labels_can_be_dropped(synth_medpix, tmp_path, capsys):
+    root = copy(synth_medpix, tmp_path)
     edit(root, "descriptions_dev", 4, lambda r: r.update(Type="frostbite"))
     bundle = load_data(dataset(root, "unseen_labels=drop"), 32, TOKS)
-    assert "synthetic-wound/dev: dropped 1 samples" in capsys.readouterr().out
+    assert "synthetic-medpix/dev: dropped 1 samples" in capsys.readouterr().out
     assert len(bundle.splits["dev"]) == 19 and len(bundle.splits["test"]) == 20
 
 
@@ -128,7 +133,7 @@ def _pop(key: str):
 @bad("missing root")
 def _(root):
     shutil.rmtree(root)
-    return ["dataset 'synthetic-wound'", f"root {root} not found"]
+    return ["dataset 'synthetic-medpix'", f"root {root} not found"]
 
 
 @bad("missing split file")
@@ -145,7 +150,7 @@ def _(root):
 
 @bad("malformed JSON")
 def _(root):
-    replace_line(root, "descriptions_train", 3, '{"Type": "burn",')
+    replace_line(root, "descriptions_train", 3, '{"Type": "CT",')
     return [f"{jsonl(root, 'descriptions_train')}:3: malformed JSON line"]
 
 
@@ -190,14 +195,16 @@ def _(root):
 
 @bad("missing label field")
 def _(root):
-    edit(root, "descriptions_train", 5, _pop("Severity"))
-    return [f"{jsonl(root, 'descriptions_train')}:5: missing label field 'Severity' (task 'severity')"]
+    edit(root, "descriptions_train", 5, _pop("Location Category"))
+    return [
+        f"{jsonl(root, 'descriptions_train')}:5: missing label field 'Location Category' (task 'location')"
+    ]
 
 
 @bad("blank label")
 def _(root):
     edit(root, "descriptions_dev", 1, _set(Type=" "))
-    return [f"{jsonl(root, 'descriptions_dev')}:1: missing label field 'Type' (task 'type')"]
+    return [f"{jsonl(root, 'descriptions_dev')}:1: missing label field 'Type' (task 'modality')"]
 
 
 @bad("empty split")
@@ -209,7 +216,10 @@ def _(root):
 @bad("unseen label")
 def _(root):
     edit(root, "descriptions_dev", 4, _set(Type="frostbite"))
-    return [f"{jsonl(root, 'descriptions_dev')}:4: label 'frostbite' of task 'type'", "unseen_labels=drop"]
+    return [
+        f"{jsonl(root, 'descriptions_dev')}:4: label 'frostbite' of task 'modality'",
+        "unseen_labels=drop",
+    ]
 
 
 @bad("case in two splits")
@@ -228,8 +238,8 @@ def _(root):
 
 
 @pytest.mark.parametrize("problem", list(BAD))
-def test_bad_data_is_one_line_error_and_writes_nothing(problem, synth_wound, tmp_path, kdsweep_cache):
-    root = copy(synth_wound, tmp_path)
+def test_bad_data_is_one_line_error_and_writes_nothing(problem, synth_medpix, tmp_path, kdsweep_cache):
+    root = copy(synth_medpix, tmp_path)
     expected = BAD[problem](root)
     assert expected
     with pytest.raises(DataError) as info:
@@ -249,11 +259,11 @@ def describe(*args: str) -> subprocess.CompletedProcess:
 CLI_CONFIG = {  # problem -> (dataset name, extra arguments, expected message)
     "unknown dataset": ("mnist", [], f"command line: dataset: unknown dataset 'mnist' (valid: {DATASETS})"),
     "unknown key": (
-        "synthetic-wound",
+        "synthetic-medpix",
         ["chanels=3"],
         "override 'chanels=3': chanels: unknown key (closest: channels)",
     ),
-    "wrong type": ("synthetic-wound", ["channels=rgb"], "channels: expected one of 1, 3, got 'rgb'"),
+    "wrong type": ("synthetic-medpix", ["channels=rgb"], "channels: expected one of 1, 3, got 'rgb'"),
 }
 CLI_DATA = [
     "missing root",
@@ -266,9 +276,9 @@ CLI_DATA = [
 
 
 @pytest.mark.parametrize("problem", CLI_DATA + list(CLI_CONFIG))
-def test_describe_cli_errors(problem, synth_wound, tmp_path, kdsweep_cache):
-    root = copy(synth_wound, tmp_path)
-    name, extra, expected = CLI_CONFIG.get(problem) or ("synthetic-wound", [], BAD[problem](root)[0])
+def test_describe_cli_errors(problem, synth_medpix, tmp_path, kdsweep_cache):
+    root = copy(synth_medpix, tmp_path)
+    name, extra, expected = CLI_CONFIG.get(problem) or ("synthetic-medpix", [], BAD[problem](root)[0])
     proc = describe(name, "--root", str(root), *extra)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr  # one line
@@ -276,24 +286,24 @@ def test_describe_cli_errors(problem, synth_wound, tmp_path, kdsweep_cache):
     assert list(kdsweep_cache.iterdir()) == []
 
 
-def test_describe_cli_summary(synth_wound):
-    proc = describe("synthetic-wound", "--root", str(synth_wound))
+def test_describe_cli_summary(synth_medpix):
+    proc = describe("synthetic-medpix", "--root", str(synth_medpix))
     assert proc.returncode == 0, proc.stderr
     assert "train     60 samples" in proc.stdout and "test      20 samples" in proc.stdout
     assert (
-        "task type <- Type (4 classes)" in proc.stdout
-        and "task severity <- Severity (3 classes)" in proc.stdout
+        "task modality <- Type (2 classes)" in proc.stdout
+        and "task location <- Location Category (5 classes)" in proc.stdout
     )
 
 
 # --------------------------------------------------------------------------- image cache
-def test_images_are_decoded_once_and_cached_by_content(synth_wound, tmp_path, kdsweep_cache, monkeypatch):
-    cfg = dataset(synth_wound)
+def test_images_are_decoded_once_and_cached_by_content(synth_medpix, tmp_path, kdsweep_cache, monkeypatch):
+    cfg = dataset(synth_medpix)
     first = load_data(cfg, 32, TOKS)
     npys = sorted(kdsweep_cache.glob("images-*.npy"))
     assert len(npys) == 3
     png = read_dataset(cfg)["train"][0].image_path
-    expected = np.asarray(Image.open(png).convert("RGB")).transpose(2, 0, 1)
+    expected = np.asarray(Image.open(png).convert("L"))[None]
     np.testing.assert_array_equal(first.splits["train"].t["image"][0].numpy(), expected)
 
     real_decode = images.decode
@@ -313,9 +323,9 @@ def test_images_are_decoded_once_and_cached_by_content(synth_wound, tmp_path, kd
     load_data(cfg, 32, TOKS)
     assert sorted(kdsweep_cache.glob("images-*.npy")) == npys  # memory hits write the cache back
     images._MEMORY.clear()
-    load_data(dataset(copy(synth_wound, tmp_path)), 32, TOKS)  # same bytes elsewhere: same cache
+    load_data(dataset(copy(synth_medpix, tmp_path)), 32, TOKS)  # same bytes elsewhere: same cache
     root = tmp_path / "ds"
-    Image.new("RGB", (32, 32), (9, 9, 9)).save(image_of(root, "descriptions_dev", 1))
+    Image.new("L", (32, 32), 9).save(image_of(root, "descriptions_dev", 1))
     with pytest.raises(AssertionError, match="decoded again"):  # changed bytes: a new key
         load_data(dataset(root), 32, TOKS)
     monkeypatch.setattr(images, "decode", real_decode)
@@ -328,7 +338,7 @@ def test_images_are_decoded_once_and_cached_by_content(synth_wound, tmp_path, kd
 def test_loader_batch_contract(request, kind, channels):
     cfg = dataset(request.getfixturevalue(f"synth_{kind}"), name=f"synthetic-{kind}")
     bundle = load_data(cfg, 32, TOKS)
-    samples = read_dataset(cfg)
+    samples = read_dataset(cfg)  # either format: format csv reads through the same reader
     for split, shuffle in (("train", True), ("dev", False)):
         seen, trimmed = [], []
         for batch in bundle.loader(split, 7, shuffle=shuffle, seed=1):

@@ -68,10 +68,10 @@ def test_a_bad_dataset_is_one_line_from_the_driver(synth_wound, tmp_path):
 
     root = tmp_path / "wound"
     shutil.copytree(synth_wound, root)
-    bad = sorted((root / "splitted_dataset").glob("descriptions_*.jsonl"))[0]
-    bad.write_text("{not json\n")
+    bad = root / "metadata_dev.csv"
+    bad.write_text("img_path,type,grade,description\n")
     cfg = load_experiment("default", [f"dataset.root={root}"])
-    with pytest.raises(DataError, match="malformed JSON line") as err:
+    with pytest.raises(DataError, match=r"metadata_dev.csv:1: missing column 'severity'") as err:
         check_data(cfg.dataset)
     assert "\n" not in str(err.value)
 

@@ -1,7 +1,9 @@
-"""pipeline.data.synth.medpix: MedPix-2.0-format synthetic datasets, byte-identical per seed, real PNGs."""
+"""pipeline.data.synth: MedPix-2.0-format synthetic-medpix and Wound-1-0-format (CSV)
+synthetic-wound, byte-identical per seed, real PNGs (and JPEGs for wound)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from PIL import Image
 from pipeline.config.loader import load_dataset_config
 from pipeline.data.medpix import read_dataset
 from pipeline.data.synth.medpix import KINDS
+from pipeline.data.synth.wound import SEVERITY_COUNTS, TYPE_COUNTS, allocate
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -32,11 +35,13 @@ def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize(
-    "kind, fixture, mode", [("wound", "synth_wound", "RGB"), ("medpix", "synth_medpix", "L")]
-)
-def test_layout_matches_medpix_format(request, kind, fixture, mode):
-    root: Path = request.getfixturevalue(fixture)
+def table(root: Path, name: str) -> list[dict]:
+    with (root / name).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_layout_matches_medpix_format(synth_medpix):
+    root, kind, mode = synth_medpix, "medpix", "L"
     spec = KINDS[kind]
     counts = {"train": 60, "dev": 20, "test": 20}
     for split, n in counts.items():
@@ -63,17 +68,33 @@ def test_layout_matches_medpix_format(request, kind, fixture, mode):
     assert n_images == sum(counts.values())
 
 
-def test_every_class_occurs_and_captions_have_unicode(synth_wound):
-    train = rows(synth_wound, "descriptions_train")
+def test_wound_layout_is_the_groups(synth_wound):
     spec = KINDS["wound"]
-    for task in (0, 1):
-        assert {d[spec.fields[task]] for d in train} == set(spec.classes[task])
-    captions = [
-        d["Description"]["Caption"]
-        for split in ("train", "dev", "test")
-        for d in rows(synth_wound, f"descriptions_{split}")
-    ]
-    assert any("\u2013" in c for c in captions)  # the en dash filler: readers must handle non-ASCII
+    every = table(synth_wound, "metadata.csv")
+    parts = {s: table(synth_wound, f"metadata_{s}.csv") for s in ("train", "dev", "test")}
+    assert {s: len(r) for s, r in parts.items()} == {"train": 60, "dev": 20, "test": 20}
+    assert [r for p in parts.values() for r in p] == every and list(every[0]) == [
+        "img_path", "type", "severity", "description",
+    ]  # fmt: skip
+    for split, part in parts.items():  # the real shares per split, each class at least once
+        want = allocate(len(part), TYPE_COUNTS[split])
+        assert [sum(r["type"] == c for r in part) for c in spec.classes[0]] == want and min(want) >= 1
+        want = allocate(len(part), SEVERITY_COUNTS[split])
+        assert [sum(r["severity"] == c for r in part) for c in spec.classes[1]] == want
+    for r in every:
+        with Image.open(synth_wound / "images" / r["img_path"]) as im:
+            fmt = {".png": "PNG", ".jpg": "JPEG"}[Path(r["img_path"]).suffix]
+            assert (im.format, im.mode, im.size) == (fmt, "RGB", (32, 32))
+    assert len(list((synth_wound / "images").iterdir())) == 100
+    assert any(not r["description"] for r in every) and any("\u2013" in r["description"] for r in every)
+
+
+def test_allocation_keeps_the_real_shares():
+    assert allocate(1094, TYPE_COUNTS["train"]) == list(TYPE_COUNTS["train"])
+    assert allocate(235, SEVERITY_COUNTS["dev"]) == list(SEVERITY_COUNTS["dev"])
+    assert allocate(20, TYPE_COUNTS["dev"]) == [4, 4, 3, 3, 1, 1, 1, 1, 1, 1]
+    assert allocate(3, (5, 1)) == [2, 1]
+    assert allocate(1, (5, 1)) == [1, 0]  # no room for every class
 
 
 def test_the_reader_loads_what_the_generator_writes(synth_medpix):

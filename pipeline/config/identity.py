@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from core.schema import ExperimentConfig, SplitConfig
+from core.schema import ExperimentConfig, PreprocessConfig, SplitConfig
 from pipeline.config.extensions import declared
 from pipeline.config.loader import config_hash
 
@@ -23,6 +23,8 @@ def teacher_hash(cfg: ExperimentConfig) -> str:
     }
     if cfg.split != SplitConfig():  # a fold's (or the refit's) own teacher; default: hash as before
         parts["split"] = cfg.split
+    if cfg.preprocess != PreprocessConfig():  # what the teacher sees; default: hash as before
+        parts["preprocess"] = cfg.preprocess
     return config_hash(parts)
 
 

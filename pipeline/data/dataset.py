@@ -23,7 +23,7 @@ as tensors, so a batch is an indexing operation (`__getitems__`), not B Python c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from core.schema import DatasetConfig, SplitConfig, TokenizerConfig
+from core.schema import DatasetConfig, PreprocessConfig, SplitConfig, TokenizerConfig
 from pipeline.data.digest import split_digest
 from pipeline.data.images import ImageSet
 from pipeline.data.medpix import SPLITS, Sample, drop_unseen, label_maps, read_dataset
@@ -114,6 +114,9 @@ class DataBundle:
     # to, so runs of different models on the same split can be joined by patient
     case_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     digests: Mapping[str, str] = field(default_factory=dict)  # split -> pipeline.data.digest
+    # (mean, std) every vision backbone normalises with (preprocess.normalize: given), so
+    # teacher and student see the same tensor; None: each backbone's own
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def facts(self) -> dict[str, float]:
         """Facts of the train split worth logging: for bags (or whole volumes), bags per class of
@@ -209,7 +212,7 @@ def _tensors(
 
 
 def read_splits(cfg: DatasetConfig) -> tuple[dict[str, list[Sample]], dict[str, tuple[str, ...]] | None]:
-    """The dataset's train/dev/test samples in either on-disk format, checked (bad data: one
+    """The dataset's train/dev/test samples in its on-disk format (medpix and csv: one reader), checked (bad data: one
     line); and its label maps when the format fixes them (ChestX-ray14's 14 labels), else None."""
     if cfg.format == "chestxray":  # NIH layout: one multilabel task, no text
         from pipeline.data.chestxray import samples
@@ -231,14 +234,23 @@ def load_data(
     seed: int = 0,
     volume: tuple[tuple[int, ...], str] | None = None,
     read_images: bool = True,
+    preprocess: PreprocessConfig = PreprocessConfig(),
 ) -> DataBundle:
     """Read, validate, decode and tokenise train/dev/test, with train/dev formed as `split` asks
     (a cross-validation fold or the refit; folds depend on `seed`). A role whose tokenizer is
     None reads no text: no tokenizer is built for it. `volume` (shape, fit): also decode each
     patient's whole volume (BraTS, for 3-D models); `read_images=False`: decode no images or
-    bags (only 3-D models read the data). The split does not depend on either. Caches are written only at the end, after
-    every check and every decode succeeded, so bad data writes nothing."""
+    bags (only 3-D models read the data). The split does not depend on either. `preprocess`:
+    colour mode, resize mode, normalisation and text length (core.schema.PreprocessConfig).
+    Caches are written only at the end, after every check and every decode succeeded, so bad
+    data writes nothing."""
     tasks = tuple(cfg.tasks)
+    channels = preprocess.channels_override or cfg.channels
+    if preprocess.text_max_length is not None:  # one length for both roles (the group's 256)
+        tokenizers = {
+            r: t if t is None else replace(t, max_length=preprocess.text_max_length)
+            for r, t in tokenizers.items()
+        }
     splits, maps = read_splits(cfg)
     splits = apply_split(split, cfg, splits, seed)
     if maps is None:  # MedPix: classes are what train holds (after the fold is formed)
@@ -252,7 +264,10 @@ def load_data(
 
         images = {n: PaddedBags(cfg, splits[n], image_size) for n in SPLITS}
     else:
-        images = {n: ImageSet([s.image_path for s in splits[n]], image_size, cfg.channels) for n in SPLITS}
+        images = {
+            n: ImageSet([s.image_path for s in splits[n]], image_size, channels, preprocess.resize)
+            for n in SPLITS
+        }
     train_texts = [s.text for s in splits["train"]]
     # Hub/folder tokenizers first: a bad name must fail before a WordPiece cache is written.
     reading = [r for r in ROLES if tokenizers[r] is not None]
@@ -279,4 +294,5 @@ def load_data(
     }
     ids = {n: tuple(s.case_id for s in splits[n]) for n in SPLITS}
     digests = {n: split_digest(cfg.root, splits[n]) for n in SPLITS}
-    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, cfg.channels, ids, digests)
+    norm = (preprocess.mean, preprocess.std) if preprocess.normalize == "given" else None
+    return DataBundle(cfg.name, tasks, maps, kind, datasets, toks, image_size, channels, ids, digests, norm)

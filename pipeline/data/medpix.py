@@ -1,6 +1,7 @@
-"""Read a dataset in the MedPix-2.0 on-disk format into validated records.
+"""Read a dataset in the MedPix-2.0 on-disk format (or, through `table_sample`, any table of
+images with labels and text: pipeline.data.csvtable) into validated records.
 
-Format (CHILab1/MedPix-2.0, MedPix-2-0/), the same for MedPix, Wound and the synthetic sets::
+Format (CHILab1/MedPix-2.0, MedPix-2-0/), MedPix and synthetic-medpix::
 
     <root>/splitted_dataset/descriptions_{split}.jsonl   one image per line (a sample)
     <root>/splitted_dataset/data_{split}.jsonl           one clinical case per line (joined by U_id)
@@ -37,7 +38,10 @@ class Sample:
 
 
 def get_path(record: Any, dotted: str) -> Any:
-    """record['a']['b'] for 'a.b'; None when any part is missing."""
+    """record['a']['b'] for 'a.b'; None when any part is missing. A key that is itself in the
+    record wins (a CSV column may have a dot in its name)."""
+    if isinstance(record, dict) and dotted in record:
+        return record[dotted]
     for part in dotted.split("."):
         if not isinstance(record, dict) or part not in record:
             return None
@@ -69,22 +73,68 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def split_dir(cfg: DatasetConfig) -> Path:
+def check_root(cfg: DatasetConfig) -> Path:
+    """The dataset's root folder, or a one-line error saying how to point at it."""
     root = Path(cfg.root)
     if not root.is_dir():
         raise DataError(
             f"dataset {cfg.name!r}: root {root} not found (set dataset.root=DIR or the dataset's "
             "*_ROOT environment variable; `make data` writes the synthetic ones)"
         )
-    return root / "splitted_dataset"
+    return root
+
+
+def split_dir(cfg: DatasetConfig) -> Path:
+    return check_root(cfg) / "splitted_dataset"
 
 
 def _text(parts: list[Any], separator: str) -> str:
     return separator.join(str(p).strip() for p in parts if p is not None and str(p).strip())
 
 
+def table_sample(
+    cfg: DatasetConfig,
+    row: dict,
+    where: str,
+    images: Path,
+    image_field: str,
+    image_ext: str,
+    case_field: str | None,
+    cases: dict[str, dict],
+) -> Sample:
+    """One row of any "table of images with labels and text" (a MedPix description line, a
+    Wound-1-0 CSV row) as a checked Sample: the image named by `image_field` exists under
+    `images` (`image_ext` appended when the value lacks it), every task's label is there, the
+    text is `text.fields` (+ `text.case_fields` of its case), or `text.empty` when all are empty.
+    Both formats go through here, so both check and build samples the same way."""
+    stem = row.get(image_field)
+    if not isinstance(stem, str) or not stem.strip():
+        raise DataError(f"{where}: missing image field {image_field!r}")
+    stem = stem.strip()
+    path = images / (stem if not image_ext or stem.endswith(image_ext) else stem + image_ext)
+    if not path.is_file():
+        raise DataError(f"{where}: image file not found: {path}")
+    labels = {}
+    for task, field in cfg.tasks.items():
+        value = get_path(row, field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise DataError(f"{where}: missing label field {field!r} (task {task!r})")
+        labels[task] = str(value).strip()
+    case_id = str(row.get(case_field) or stem) if case_field else stem
+    case = cases.get(case_id, {})
+    sep = cfg.text.separator
+    text = _text([get_path(row, f) for f in cfg.text.fields], sep)
+    extra = _text([get_path(case, f) for f in cfg.text.case_fields], sep)
+    return Sample(case_id, path, _text([text, extra], sep) or cfg.text.empty, labels, where)
+
+
 def read_split(cfg: DatasetConfig, split: str) -> list[Sample]:
-    """The samples of one split (a key of cfg.splits), validated."""
+    """The samples of one split (a key of cfg.splits), validated; `format: csv` reads its
+    table through pipeline.data.csvtable, then the same `table_sample` as MedPix."""
+    if cfg.format == "csv":
+        from pipeline.data.csvtable import read_split as read_csv_split
+
+        return read_csv_split(cfg, split)
     folder = split_dir(cfg)
     file = folder / f"descriptions_{cfg.splits[split]}.jsonl"
     rows = _read_jsonl(file)
@@ -95,27 +145,10 @@ def read_split(cfg: DatasetConfig, split: str) -> list[Sample]:
         case_file = folder / f"data_{cfg.splits[split]}.jsonl"
         cases = {str(row.get(cfg.case_id)): row for _, row in _read_jsonl(case_file)}
     images = Path(cfg.root) / "images"
-    samples = []
-    for n, row in rows:
-        where = f"{file}:{n}"
-        stem = row.get(cfg.image_field)
-        if not isinstance(stem, str) or not stem:
-            raise DataError(f"{where}: missing image field {cfg.image_field!r}")
-        path = images / (stem if stem.endswith(cfg.image_ext) else stem + cfg.image_ext)
-        if not path.is_file():
-            raise DataError(f"{where}: image file not found: {path}")
-        labels = {}
-        for task, field in cfg.tasks.items():
-            value = get_path(row, field)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                raise DataError(f"{where}: missing label field {field!r} (task {task!r})")
-            labels[task] = str(value).strip()
-        case_id = str(row.get(cfg.case_id, stem))
-        case = cases.get(case_id, {})
-        text = _text([get_path(row, f) for f in cfg.text.fields], cfg.text.separator)
-        extra = _text([get_path(case, f) for f in cfg.text.case_fields], cfg.text.separator)
-        samples.append(Sample(case_id, path, _text([text, extra], cfg.text.separator), labels, where))
-    return samples
+    return [
+        table_sample(cfg, row, f"{file}:{n}", images, cfg.image_field, cfg.image_ext, cfg.case_id, cases)
+        for n, row in rows
+    ]
 
 
 def check_leakage(splits: dict[str, list[Sample]]) -> None:

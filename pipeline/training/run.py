@@ -21,6 +21,7 @@ import torch
 
 from core.schema import ExperimentConfig, ModelConfig
 from losses import LOSSES, LossContext
+from models.backbone_base import VisionBackbone
 from models.model import FrozenTeacher, KDModel
 from models.stats import parameter_count, size_mb
 from pipeline import tracking
@@ -50,9 +51,20 @@ def run_name(cfg: ExperimentConfig) -> str:
 
 
 def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDModel:
+    """The role's model for this data; with `preprocess.normalize: given` every vision backbone
+    normalises with the given mean/std instead of its own (here, not in models/, because it is
+    a property of the data's preprocessing that both roles share)."""
     seed_everything(seed)
     tok = data.tokenizers[role]
-    return KDModel(cfg, data.kind, len(tok) if tok is not None else 0, data.channels, role)
+    model = KDModel(cfg, data.kind, len(tok) if tok is not None else 0, data.channels, role)
+    if data.normalize is not None:
+        for m in model.modules():
+            if isinstance(m, VisionBackbone):
+                c = m.mean.shape[1]  # the backbone's channels; one given value serves them all
+                for buf, given in zip((m.mean, m.std), data.normalize, strict=True):
+                    values = (given * c if len(given) == 1 else given)[:c]
+                    buf.copy_(torch.tensor(values, dtype=buf.dtype).view(1, -1, 1, 1))
+    return model
 
 
 def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossContext:
@@ -173,7 +185,15 @@ def prepare(cfg: ExperimentConfig, say: Say = print) -> tuple[DataBundle, torch.
         for r in ("teacher", "student")
     }
     data = load_data(
-        cfg.dataset, size, tokenizers, cfg.train.augment, cfg.split, cfg.seed, volume, bool(flat)
+        cfg.dataset,
+        size,
+        tokenizers,
+        cfg.train.augment,
+        cfg.split,
+        cfg.seed,
+        volume,
+        bool(flat),
+        cfg.preprocess,
     )
     n = {s: len(d) for s, d in data.splits.items()}
     how = (

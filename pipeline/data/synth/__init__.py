@@ -1,7 +1,8 @@
 """Synthetic datasets, one generator per on-disk layout, so tests, demos and benchmarks run
 without the real data:
 
-- `medpix`: MedPix-like and Wound-like sets in the MedPix-2.0 format;
+- `medpix`: a MedPix-like set in the MedPix-2.0 format, and `wound` a Wound-1-0-like set in the
+  group's CSV layout (synth/wound.py, with the same cues);
 - `chestxray`: an NIH ChestX-ray14-like set (pipeline.data.chestxray's layout);
 - `brats`: a BraTS 2019-like MRI set (pipeline.data.brats's layout, MIL bags).
 

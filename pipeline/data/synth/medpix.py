@@ -1,4 +1,5 @@
-"""Synthetic MedPix-like and Wound-like datasets, in the MedPix-2.0 on-disk format.
+"""Synthetic MedPix-like datasets in the MedPix-2.0 on-disk format, and the image and text cues
+that the Wound-like set (the group's CSV layout: synth/wound.py) shares.
 
     python -m pipeline.synth {medpix,wound} --out DIR [--n-train N --n-dev N --n-test N
                                                        --image-size PX --seed S]
@@ -59,23 +60,44 @@ MEDPIX = Kind(
     channels=1,
     prefix="SYNMPX",
 )
+# The research group's Wound-1-0 classes; written in their CSV layout by synth/wound.py.
 WOUND = Kind(
-    fields=("Type", "Severity"),
-    classes=(("burn", "diabetic ulcer", "pressure ulcer", "surgical"), ("mild", "moderate", "severe")),
+    fields=("type", "severity"),
+    classes=(
+        (
+            "Pressure",
+            "Diabetic",
+            "Venous",
+            "Surgical",
+            "Bruises",
+            "Burn",
+            "Abrasion",
+            "Laceration",
+            "Normal",
+            "Cut",
+        ),
+        ("Severe", "Moderate", "Mild"),
+    ),
     words=(
         {
-            "burn": "thermal injury with blistering",
-            "diabetic ulcer": "neuropathic foot ulcer in a diabetic patient",
-            "pressure ulcer": "sacral pressure injury from immobility",
-            "surgical": "incision site after an operation",
+            "Pressure": "sacral pressure injury from immobility",
+            "Diabetic": "neuropathic foot ulcer in a diabetic patient",
+            "Venous": "venous leg ulcer above the ankle",
+            "Surgical": "incision site after an operation",
+            "Bruises": "bruising and discoloration without an open wound",
+            "Burn": "thermal injury with blistering",
+            "Abrasion": "superficial scrape of the skin",
+            "Laceration": "irregular tear of the skin",
+            "Normal": "intact healthy skin",
+            "Cut": "clean straight cut from a sharp edge",
         },
-        {"mild": "superficial and small", "moderate": "partial thickness", "severe": "deep with necrosis"},
+        {"Severe": "deep with necrosis", "Moderate": "partial thickness", "Mild": "superficial and small"},
     ),
     channels=3,
-    prefix="SYNWND",
+    prefix="wound",
 )
 KINDS = {"medpix": MEDPIX, "wound": WOUND}
-CODES = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
+CODES = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 FILLER = (
     "Follow-up study.",
     "Image obtained at presentation.",
@@ -116,23 +138,32 @@ def _image(kind: Kind, shown: list[int | None], size: int, rng: np.random.Genera
     return Image.fromarray((img * 255).astype(np.uint8))
 
 
-def _sample(kind: Kind, rng: np.random.Generator, size: int) -> tuple[list[str], str, Image.Image]:
+def _sample(
+    kind: Kind, rng: np.random.Generator, size: int, given: tuple[int, int] | None = None
+) -> tuple[list[str], str, Image.Image]:
+    """One sample's labels, caption and image. `given`: the labels are fixed (the wound
+    generator draws them with the real class shares) and the noise goes into the cues instead
+    (a cue shows another class), so the shares stay exact; without it (MedPix) labels are drawn
+    uniformly and then flipped, in the draw order the pinned synthetic sets were made with."""
     labels, shown, phrases = [], [], []
     for task in (0, 1):
         classes = kind.classes[task]
         n = len(classes)
-        y = int(rng.integers(n))
+        y = int(rng.integers(n)) if given is None else given[task]
+        cue = y
+        if given is not None and rng.random() < LABEL_NOISE:
+            cue = int((y + rng.integers(1, n)) % n)
         mode = MODES[rng.choice(3, p=MODE_P)]
         if mode == "image":
-            shown.append(y)
+            shown.append(cue)
         elif mode == "text":
             shown.append(None)
-            phrases.append(kind.words[task][classes[y]])
+            phrases.append(kind.words[task][classes[cue]])
         else:
             b = int(rng.integers(n))
-            shown.append((y - b) % n)
+            shown.append((cue - b) % n)
             phrases.append(f"{('protocol', 'series')[task]} {CODES[b]}")
-        if rng.random() < LABEL_NOISE:
+        if given is None and rng.random() < LABEL_NOISE:
             y = int((y + rng.integers(1, n)) % n)
         labels.append(classes[y])
     rng.shuffle(phrases)
@@ -142,7 +173,13 @@ def _sample(kind: Kind, rng: np.random.Generator, size: int) -> tuple[list[str],
 
 
 def generate(kind_name: str, out: Path, n: dict[str, int], image_size: int = 64, seed: int = 0) -> None:
-    """Write the dataset to `out` (splitted_dataset/ and images/); deterministic per seed."""
+    """Write the dataset to `out` (splitted_dataset/ and images/); deterministic per seed.
+    `wound` is written in the group's CSV layout instead (synth/wound.py), so every caller
+    (make data, the test fixtures, the benchmarks) gets each kind in its real layout."""
+    if kind_name == "wound":
+        from pipeline.data.synth.wound import generate_wound
+
+        return generate_wound(out, n, image_size, seed)
     kind = KINDS[kind_name]
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
