@@ -56,7 +56,7 @@ TITLES = {
 
 
 def _dataset(ctx: Context) -> None:
-    from pipeline.data.synth.medpix import generate
+    from pipeline.data.synth import generate
 
     root = Path(ctx.data_root)
     marker = root / ".done"

@@ -34,6 +34,14 @@ def task_field(sweep: Sweep, task: str) -> str:
     return str(sweep.runs[col].dropna().iloc[0]) if col in sweep.runs else "?"
 
 
+def task_classes(sweep: Sweep, task: str) -> list[str]:
+    """The class names of a multiclass task, from the per-class test recall its runs log (empty
+    for a task without them)."""
+    prefix = f"metrics.test/{task}/recall/"
+    runs = sweep.runs
+    return [c[len(prefix) :] for c in runs.columns if c.startswith(prefix) and runs[c].notna().any()]
+
+
 @dataclass
 class Group:
     """One configuration's FINISHED runs over seeds; under cross-validation, at one fold.

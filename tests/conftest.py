@@ -40,7 +40,7 @@ def kdsweep_cache(tmp_path_factory, monkeypatch) -> Path:
 
 
 def _generate(tmp_path_factory, kind: str) -> Path:
-    from pipeline.data.synth.medpix import generate
+    from pipeline.data.synth import generate
 
     out = tmp_path_factory.mktemp(f"synth-{kind}") / kind
     generate(kind, out, dict(SMALL), image_size=SMALL_IMAGE_SIZE, seed=0)
@@ -101,6 +101,7 @@ def minilm_dir() -> Path:
 SHARED = {"local_ray": "local-ray", "ray_head": "served", "served_sweep": "served"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(config, items) -> None:
     """Each test that uses a shared session fixture joins that fixture's xdist group. `bench_quick`
     tests run only when asked for (`-m bench_quick`: make bench-quick), so that `make test` stays

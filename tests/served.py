@@ -24,7 +24,7 @@ from support import free_port, mlflow_server, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).parent / "ray"
-TINY = [  # tiny_overrides without dataset.root: the root comes from SYNTHETIC_WOUND_ROOT
+TINY = [  # tiny_overrides without dataset.root: the root comes from WOUND_ROOT
     "teacher.vision.image_size=32",
     "teacher.vision.kwargs.img_size=32",
     "student.vision.image_size=32",
@@ -73,8 +73,9 @@ def loss_study(folder: Path) -> Path:
 
 
 def sweep(study: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
-    """`python -m pipeline sweep STUDY --dataset synthetic-wound TINY EXTRA` as a user types it."""
-    cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), "--dataset", "synthetic-wound"]
+    """`python -m pipeline sweep STUDY --dataset wound TINY EXTRA` as a user types it (what
+    `make sweep-loss DATASET=wound` runs), WOUND_ROOT naming a folder in the group's layout."""
+    cmd = [sys.executable, "-m", "pipeline", "sweep", str(study), "--dataset", "wound"]
     cmd += [*TINY, *extra, "--docs", str(study.parent / "docs")]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
@@ -135,15 +136,16 @@ class Served:
 @pytest.fixture(scope="session")
 def served_sweep(ray_head, tmp_path_factory, synth_wound) -> Iterator[Served]:
     """One loss sweep (none, vanilla) on the Ray head into a real `mlflow server` (artifacts
-    proxied), system metrics sampled every second (a tiny trial lasts a few); the dataset root
-    given relative to where the user runs, as a *_ROOT variable."""
+    proxied), system metrics sampled every second (a tiny trial lasts a few); dataset `wound` on
+    the synthetic Wound-1-0 folder (the group's CSV layout), its root given relative to where
+    the user runs, as WOUND_ROOT."""
     tmp = tmp_path_factory.mktemp("served")
     study = loss_study(tmp)
     relative = os.path.relpath(synth_wound, REPO)
     with mlflow_server(tmp / "server") as uri:
         env = clean_env(
             KDSWEEP_CACHE=str(tmp / "cache"),
-            SYNTHETIC_WOUND_ROOT=relative,
+            WOUND_ROOT=relative,
             RAY_ADDRESS=ray_head["address"],
             RAY_AUTH_MODE="token",
             RAY_AUTH_TOKEN_PATH=ray_head["token_path"],

@@ -8,6 +8,7 @@ against the group's published ones (shared/reference/README.md, "Tuned recipe"),
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+import models.model
 from core.errors import ConfigError
 from core.schema import ModelConfig, TextConfig, VisionConfig
 from core.validate import parse
@@ -128,11 +130,35 @@ def test_the_study_holds_their_sixteen_students_as_real_hub_ids():
         assert t["tokenizer"] == {"name": t["name"], "max_length": 256}
 
 
-@pytest.mark.slow  # full-size: 5-20 s each on 2 cores
+@pytest.fixture(scope="module")
+def built() -> dict:
+    return {}
+
+
+@pytest.fixture
+def shared_backbones(built, monkeypatch):
+    """The 16 students are 4 vision x 4 text nets: each net is built (and randomly initialised,
+    most of a full-size build's 5-20 s on 2 cores) once, and every whole student that uses it
+    gets a copy; its fusion and heads are built fresh."""
+
+    def cached(build):
+        def wrapper(cfg, *args, **kwargs):
+            key = (build.__name__, repr(cfg), args, tuple(sorted(kwargs.items())))
+            if key not in built:
+                built[key] = build(cfg, *args, **kwargs)
+            return copy.deepcopy(built[key])
+
+        return wrapper
+
+    monkeypatch.setattr(models.model, "build_vision", cached(models.model.build_vision))
+    monkeypatch.setattr(models.model, "build_text", cached(models.model.build_text))
+
+
+@pytest.mark.slow  # full-size: the 8 nets once, then a copy per student
 @pytest.mark.parametrize(
     ("vision", "text"), STUDENTS, ids=[f"{v['name']}+{t['name'].split('/')[-1]}" for v, t in STUDENTS]
 )
-def test_each_student_builds_offline_and_runs_a_batch(group, vision, text):
+def test_each_student_builds_offline_and_runs_a_batch(group, vision, text, shared_backbones):
     model = run_one_batch(offline(group.student, vision, text), "student")
     n = sum(p.numel() for p in model.parameters()) / 1e6
     key = (vision["name"], text["name"])

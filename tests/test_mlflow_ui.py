@@ -42,7 +42,7 @@ def _tags(obj: dict) -> dict[str, str]:
 
 def test_the_sweep_prints_the_link_to_its_runs_in_the_model_training_view(served_sweep):
     uri, out = served_sweep.uri, served_sweep.stdout
-    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-wound")["experiment"]
     link = f"{uri}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning"
     assert link in out.replace("\n", "")
     assert _tags(exp)["mlflow.experimentKind"] == "custom_model_development"
@@ -50,7 +50,7 @@ def test_the_sweep_prints_the_link_to_its_runs_in_the_model_training_view(served
 
 def test_parent_children_descriptions_and_dataset_inputs(served_sweep):
     uri = served_sweep.uri
-    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-wound")["experiment"]
     runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     by_stage: dict[str, list[dict]] = {}
     for r in runs:
@@ -81,7 +81,7 @@ def test_parent_children_descriptions_and_dataset_inputs(served_sweep):
         contexts = {}
         for i in inputs:
             ds = i["dataset"]
-            assert ds["name"] == "synthetic-wound"
+            assert ds["name"] == "wound"
             # the root as given: a tmp folder, outside the project, so its own absolute path
             assert json.loads(ds["source"])["uri"] == params["dataset.root"]
             contexts[_tags(i)["mlflow.data.context"]] = ds["digest"]
@@ -137,7 +137,7 @@ def test_the_report_warns_when_compared_runs_read_different_data():
 
 def test_trial_runs_carry_system_metrics(served_sweep):
     uri = served_sweep.uri
-    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-wound")["experiment"]
     runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     for r in runs:
         keys = {m["key"] for m in r["data"].get("metrics", [])}
@@ -154,7 +154,7 @@ def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(se
     from mlflow.tracking import MlflowClient
 
     uri, out = served_sweep.uri, served_sweep.stdout
-    name = "study-synthetic-wound-student"  # <study>-<dataset>-student; the study file is study.yaml
+    name = "study-wound-student"  # <study>-<dataset>-student; the study file is study.yaml
     model = _get(uri, "registered-models/get", name=name)["registered_model"]
     (version,) = model["latest_versions"]
     tags = _tags(version)
@@ -162,7 +162,7 @@ def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(se
     run_id = version["run_id"]
     assert f"registered the chosen student as model {name!r} version 1 (run {run_id})" in out
     # the chosen run is the best on dev among the students, never picked on test
-    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-synthetic-wound")["experiment"]
+    exp = _get(uri, "experiments/get-by-name", experiment_name="kdsweep-wound")["experiment"]
     runs = _post(uri, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     dev = {
         r["info"]["run_id"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}["dev/avg_f1"]

@@ -82,7 +82,7 @@ if __name__ == "__main__" and "--record" in sys.argv:
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import SMALL, SMALL_IMAGE_SIZE
 
-    from pipeline.data.synth.medpix import generate
+    from pipeline.data.synth import generate
 
     with tempfile.TemporaryDirectory() as d:
         os.environ.setdefault("KDSWEEP_CACHE", str(Path(d) / "cache"))

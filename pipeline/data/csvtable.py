@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.errors import DataError
 from core.schema import DatasetConfig
-from pipeline.data.medpix import Sample, check_root, table_sample
+from pipeline.data.samples import Sample, check_root, table_sample
 
 
 def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:

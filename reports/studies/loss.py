@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.groups import Group, comparable, configs, task_field, tasks
+from reports.groups import Group, comparable, configs, task_classes, task_field, tasks
 from reports.markdown import table
 from reports.matched import bootstrap_line, f1_interval, kd_help, paired_f1
 from reports.plots import bars_caption, f1_bars, pareto_plot
@@ -120,7 +120,11 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     ds = sweep.dataset
     lines = [f"## {ds}: Effect of Loss Type", "", f"Sweep run `{sweep.run_id}` ({sweep.start_time}).", ""]
     lines += ["Task mapping:", ""]
-    lines += [f"- Task {i}: `{t}` (label field `{task_field(sweep, t)}`)" for i, t in enumerate(ts, 1)] + [""]
+    for i, t in enumerate(ts, 1):
+        names = task_classes(sweep, t)
+        classes = f"; {len(names)} classes: {', '.join(names)}" if names else ""
+        lines.append(f"- Task {i}: `{t}` (label field `{task_field(sweep, t)}`{classes})")
+    lines.append("")
     if not cs:
         return lines + ["No FINISHED student run in this sweep.", ""], None
     lines += _table(cs, ts, ds) + seeds_note(cs)

@@ -19,6 +19,19 @@ import sys
 from pathlib import Path
 
 
+def generate(kind_name: str, out: Path, n: dict[str, int], image_size: int = 64, seed: int = 0) -> None:
+    """Write the synthetic `kind_name` (medpix or wound) to `out` in its real layout: `wound` in
+    the group's CSV layout (synth/wound.py), `medpix` in MedPix-2.0's; deterministic per seed.
+    What make data, the test fixtures and the benchmarks call."""
+    if kind_name == "wound":
+        from pipeline.data.synth.wound import generate_wound
+
+        return generate_wound(out, n, image_size, seed)
+    from pipeline.data.synth.medpix import generate as generate_medpix
+
+    return generate_medpix(kind_name, out, n, image_size, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate one synthetic dataset; the exit status. `chestxray` and `brats` take their
     generator's own options (see `python -m pipeline.synth chestxray --help`)."""
@@ -31,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.data.synth.brats import main as brats
 
         return brats(argv[1:])
-    from pipeline.data.synth.medpix import KINDS, generate
+    from pipeline.data.synth.medpix import KINDS
 
     p = argparse.ArgumentParser(
         prog="python -m pipeline.synth", description="Synthetic datasets in the published on-disk layouts."

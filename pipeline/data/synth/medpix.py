@@ -173,13 +173,9 @@ def _sample(
 
 
 def generate(kind_name: str, out: Path, n: dict[str, int], image_size: int = 64, seed: int = 0) -> None:
-    """Write the dataset to `out` (splitted_dataset/ and images/); deterministic per seed.
-    `wound` is written in the group's CSV layout instead (synth/wound.py), so every caller
-    (make data, the test fixtures, the benchmarks) gets each kind in its real layout."""
-    if kind_name == "wound":
-        from pipeline.data.synth.wound import generate_wound
-
-        return generate_wound(out, n, image_size, seed)
+    """Write the dataset to `out` in the MedPix-2.0 layout (splitted_dataset/ and images/);
+    deterministic per seed. Callers go through pipeline.data.synth.generate, which writes each
+    kind in its real layout (`wound` in the group's CSV layout: synth/wound.py)."""
     kind = KINDS[kind_name]
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
