@@ -47,6 +47,20 @@ def _generate(tmp_path_factory, kind: str) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _served_store_is_mlflows_default(request):
+    """A test reading the served sweep reads its server, also where MLflow resolves a URI itself
+    (a run's logged models behind `list_artifacts`): an earlier test in this process may have set
+    MLflow's process-wide URI to its own store."""
+    if "served_sweep" not in request.fixturenames:
+        yield
+        return
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(request.getfixturevalue("served_sweep").uri):
+        yield
+
+
 @pytest.fixture(scope="session")
 def local_ray():
     """One Ray on this machine for every in-process sweep of the session (`run_sweep` joins a
@@ -95,22 +109,9 @@ def minilm_dir() -> Path:
     return folder
 
 
-# pytest-xdist (`-n`, --dist loadgroup): a session fixture lives once per worker process, so the
-# tests that share one must run in the same worker: everything on the session's local Ray in one,
-# everything on the served sweep's Ray head and MLflow server in another.
-SHARED = {"local_ray": "local-ray", "ray_head": "served", "served_sweep": "served"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(config, items) -> None:
-    """Each test that uses a shared session fixture joins that fixture's xdist group. `bench_quick`
-    tests run only when asked for (`-m bench_quick`: make bench-quick), so that `make test` stays
-    within its time; they are deselected, never skipped."""
-    for item in items:
-        groups = {SHARED[f] for f in getattr(item, "fixturenames", ()) if f in SHARED}
-        assert len(groups) <= 1, f"{item.nodeid} uses fixtures of two xdist groups: {groups}"
-        if groups:
-            item.add_marker(pytest.mark.xdist_group(groups.pop()))
+    """`bench_quick` tests run only when asked for (`-m bench_quick`: make bench-quick), so that
+    `make test` stays within its time; they are deselected, never skipped."""
     if "bench_quick" in (config.getoption("markexpr") or ""):
         return
     keep = [i for i in items if i.get_closest_marker("bench_quick") is None]
