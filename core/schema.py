@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
-def _check(pred, expected: str, hash: bool = True, **kw) -> Any:
+def _check(pred, expected: str, hash: bool | str = True, **kw) -> Any:
     return field(metadata={"check": (pred, expected), "hash": hash}, **kw)
 
 
@@ -28,6 +28,11 @@ def non_negative(**kw) -> Any:
 
 def unit_interval(**kw) -> Any:
     return _check(lambda v: 0 <= v <= 1, "a value in [0, 1]", **kw)
+
+
+def optional_positive() -> Any:
+    """None (unset) or a value > 0; hashed only when set (see `hash_if_set`)."""
+    return _check(lambda v: v is None or v > 0, "a value > 0", hash="if_set", default=None)
 
 
 def no_hash(**kw) -> Any:
@@ -295,6 +300,10 @@ class TrainConfig:
     batch_size: int = positive(default=32)
     eval_batch_size: int = positive(hash=False, default=64)
     lr: float = positive(default=1e-3)
+    # Per-stage rates (None: `lr`). Hashed only when set, so configs without them keep their
+    # hashes, teachers and pinned metrics; `lr_for` is the one place that resolves them.
+    teacher_lr: float | None = optional_positive()
+    student_lr: float | None = optional_positive()
     weight_decay: float = non_negative(default=0.01)
     grad_clip: float = non_negative(default=1.0)  # 0 disables clipping
     patience: int = positive(default=3)  # early stopping on the dev metric `monitor`
@@ -305,6 +314,12 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = non_negative(hash=False, default=0)
     latency_runs: int = positive(hash=False, default=50)
+
+    def lr_for(self, role: Literal["teacher", "student"]) -> float:
+        """The learning rate of the stage that trains `role`: its own rate if set, else `lr`
+        (the group trains its ViT teacher at 1e-5 and its small student at 3e-4)."""
+        own = self.teacher_lr if role == "teacher" else self.student_lr
+        return self.lr if own is None else own
 
 
 @dataclass(frozen=True, kw_only=True)

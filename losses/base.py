@@ -84,15 +84,27 @@ class LabelLoss(nn.Module):
         return F.cross_entropy(logits, target)
 
 
+def merge_terms(loss: str, terms: dict[str, Tensor], new: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """`terms` with `new` added; a name already there is an error, never an overwrite: the
+    objective is the sum of the terms, so an overwrite would silently drop one of them."""
+    for name, value in new.items():
+        if name in terms:
+            raise ValueError(f"loss {loss}: two terms named {name!r}")
+        terms[name] = value
+    return terms
+
+
 class DistillLoss(nn.Module):
     """Base of every loss. Subclasses set `Params` (a dataclass for `loss.params`), may set
     `uses_teacher = False`, and override `feature_terms` for representation-level terms
     (already multiplied by beta). Trainable parts (projections) are submodules, so the
-    trainer optimises them with the student."""
+    trainer optimises them with the student. `extra_terms` names the terms a loss adds beyond
+    the label term and "kd"; a name used twice fails when the loss is built."""
 
     Params: ClassVar[type] = NoParams
     uses_teacher: ClassVar[bool] = True
     kinds: ClassVar[tuple[str, ...]] = ("multiclass", "multilabel")  # task kinds it works with
+    extra_terms: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
         super().__init__()
@@ -103,6 +115,10 @@ class DistillLoss(nn.Module):
         self.label = ctx.kind.label_loss(
             cfg.label_loss, cfg.focal_gamma, ctx.class_counts, ctx.n_train, options=cfg
         )
+        names = [self.label.term_name, "kd", *self.extra_terms]
+        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if dup is not None:
+            raise ValueError(f"loss {cfg.name}: two terms named {dup!r} (label_loss {cfg.label_loss})")
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Called by the trainer before each epoch (1-based): schedules such as DRW."""
@@ -115,7 +131,7 @@ class DistillLoss(nn.Module):
     ) -> dict[str, Tensor]:
         terms = self.logit_terms(student, teacher, labels)
         if teacher is not None:
-            terms.update(self.feature_terms(student, teacher, index))
+            merge_terms(self.cfg.name, terms, self.feature_terms(student, teacher, index))
         return terms
 
     def logit_terms(

@@ -1,8 +1,10 @@
 """`xlite_kd`: the X-Lite chest X-ray objective (seed 004), for multilabel datasets::
 
     L = alpha * T^2 * KL_bin(sigmoid(z_t/T) || sigmoid(z_s/T))      (kd, the kind's KD term)
-      + (1 - alpha) * BCE(z_s, y)                                     (the label term, e.g.
-                                                                       weighted_bce)
+      + (1 - alpha) * label(z_s, y)                                   (the label term, e.g.
+                                                                       weighted_bce; with
+                                                                       label_loss focal:
+                                                                       label_focal)
       + lambda * Focal(z_s, y)                                        (focal)
 
 KL_bin is the per-label Bernoulli KL, mean over labels and batch (`losses.multilabel_terms`);
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from core.schema import non_negative
-from losses.base import LOSSES, DistillLoss
+from losses.base import LOSSES, DistillLoss, merge_terms
 from losses.multilabel_terms import sigmoid_focal
 from models.outputs import ModelOutput
 
@@ -38,6 +40,7 @@ class XLiteParams:
 class XLiteKD(DistillLoss):
     Params = XLiteParams
     kinds = ("multilabel",)
+    extra_terms = ("focal",)  # the logged name of the shipped study's lambda term
 
     def logit_terms(
         self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor]
@@ -45,5 +48,4 @@ class XLiteKD(DistillLoss):
         terms = super().logit_terms(student, teacher, labels)
         p, gamma = self.params, self.cfg.focal_gamma
         focal = sum(sigmoid_focal(student.logits[t], labels[t], p.focal_alpha, gamma) for t in self.ctx.tasks)
-        terms["focal"] = p.focal_weight * focal
-        return terms
+        return merge_terms(self.cfg.name, terms, {"focal": p.focal_weight * focal})

@@ -101,6 +101,13 @@ def _text(columns: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
+def _student_lr(r) -> object:
+    """The rate the student trained at: `train.student_lr` (logged effective since per-stage
+    rates exist), else `train.lr` for runs logged before."""
+    lr = r.get("params.train.student_lr")
+    return lr if isinstance(lr, str) else r.get("params.train.lr")
+
+
 def _num(x, digits: int) -> str:
     return "" if x is None or x != x else f"{float(x):.{digits}f}"
 
@@ -156,7 +163,7 @@ def results_csv(all_sweeps: list[Sweep]) -> str:
                     r.get("params.loss.temperature") if kd else "N/A",
                     r.get("params.loss.alpha") if kd else "N/A",
                     r.get("params.train.batch_size"),
-                    r.get("params.train.lr"),
+                    _student_lr(r),
                     ran,
                     best,
                     train_loss,
@@ -243,7 +250,7 @@ def xlite_csv(studies: list[Study]) -> str:
                     _kd_value(row, "loss.temperature"),
                     _kd_value(row, "loss.alpha"),
                     row.param("train.batch_size"),
-                    row.param("train.lr"),
+                    row.param("train.student_lr") or row.param("train.lr"),  # older runs: lr only
                     _mean_cells([e for e, *_ in per_run], 0),
                     _mean_cells([loss for _, _, loss, _ in per_run], 4),
                     _num(row.val, 4),

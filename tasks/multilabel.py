@@ -30,18 +30,21 @@ from tasks.multilabel_metrics import confused_pairs, multilabel_metrics, tune_th
 
 
 class MultilabelLoss(nn.Module):
-    """The supervised term per task, mean over batch and labels; logged as `term_name`."""
+    """The supervised term per task, mean over batch and labels; logged as `term_name`: the
+    loss's name, except focal, logged as `label_focal` for its role, so that it never shares a
+    name with the focal term X-Lite adds on top (`losses.xlite_kd`)."""
 
     def __init__(self, name: str, gamma: float, pos_weight: Mapping[str, Tensor]) -> None:
         super().__init__()
-        self.term_name, self.gamma = name, gamma
+        self.name, self.gamma = name, gamma
+        self.term_name = "label_focal" if name == "focal" else name
         for task, w in pos_weight.items():
             self.register_buffer(f"w_{task}", w)
 
     def forward(self, task: str, logits: Tensor, target: Tensor) -> Tensor:
-        if self.term_name == "focal":
+        if self.name == "focal":
             return sigmoid_focal(logits, target, alpha=0.25, gamma=self.gamma)
-        weight = getattr(self, f"w_{task}") if self.term_name == "weighted_bce" else None
+        weight = getattr(self, f"w_{task}") if self.name == "weighted_bce" else None
         return bce_pos_weight(logits, target, weight)
 
 

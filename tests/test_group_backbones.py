@@ -114,6 +114,7 @@ def test_the_profile_names_the_group_s_real_backbones(group):
         assert m.text.tokenizer.name == m.text.name and m.text.tokenizer.max_length == 256
         assert m.fusion.dim == 256
     assert (group.train.batch_size, group.train.student_epochs, group.train.lr) == (16, 10, 3e-4)
+    assert (group.train.lr_for("teacher"), group.train.lr_for("student")) == (1e-5, 3e-4)
 
 
 def test_the_study_holds_their_sixteen_students_as_real_hub_ids():

@@ -12,8 +12,12 @@ from pipeline.config.loader import config_hash
 
 
 def teacher_hash(cfg: ExperimentConfig) -> str:
-    """What determines the teacher's weights: its model, the data, the seed, its training."""
-    train = dataclasses.replace(cfg.train, student_epochs=1)
+    """What determines the teacher's weights: its model, the data, the seed, its training.
+    The student's settings (epochs, student_lr) are normalised away, and the teacher's rate
+    enters as `lr`, so one teacher serves every student rate and an unset teacher_lr hashes
+    as before."""
+    t = cfg.train
+    train = dataclasses.replace(t, student_epochs=1, lr=t.lr_for("teacher"), teacher_lr=None, student_lr=None)
     parts = {
         "teacher": cfg.teacher,
         "dataset": cfg.dataset,

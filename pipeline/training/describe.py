@@ -41,7 +41,7 @@ def config_line(cfg: ExperimentConfig, role: str) -> str:
         parts.append(f"label loss {cfg.loss.label_loss}")
         epochs = cfg.train.teacher_epochs
     parts.append(
-        f"{epochs} epoch{'s' if epochs != 1 else ''}, lr {cfg.train.lr:g}, batch {cfg.train.batch_size}"
+        f"{epochs} epoch{'s' if epochs != 1 else ''}, lr {cfg.train.lr_for(role):g}, batch {cfg.train.batch_size}"
     )
     if cfg.train.sampler != "none":
         parts.append(f"{cfg.train.sampler} sampler")

@@ -133,7 +133,10 @@ def _peak_rss_mb() -> float:
 
 
 def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
-    log.params(flatten(cfg))
+    params = flatten(cfg)
+    # the rate each stage trains at, not null where the stage falls back to train.lr
+    params.update({f"train.{r}_lr": cfg.train.lr_for(r) for r in ("teacher", "student")})
+    log.params(params)
     sizes = {n: len(d) for n, d in data.splits.items()}
     fold = str(cfg.split.fold) if cfg.split.folds else ("refit" if cfg.split.refit else "")
     log.datasets(cfg.dataset.name, cfg.dataset.root, data.digests, sizes, fold)
@@ -257,6 +260,7 @@ def ensure_teacher(
             cfg.seed,
             device,
             on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("teacher", e, r)),
+            lr=cfg.train.lr_for("teacher"),
         )
         log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(teacher, data, cfg, device, log)
@@ -309,6 +313,7 @@ def run_student(
             device,
             teacher=frozen,
             on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("student", e, r)),
+            lr=cfg.train.lr_for("student"),
         )
         log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(student, data, cfg, device, log)

@@ -97,11 +97,13 @@ def train_epoch(
 
 
 def optimizer(
-    model: nn.Module, loss_fn: DistillLoss, cfg: TrainConfig
+    model: nn.Module, loss_fn: DistillLoss, cfg: TrainConfig, lr: float | None = None
 ) -> tuple[list[nn.Parameter], torch.optim.Optimizer]:
-    """AdamW over the trainable parameters of the model and of the loss (its projections)."""
+    """AdamW over the trainable parameters of the model and of the loss (its projections), at
+    `lr` (the stage's rate, `TrainConfig.lr_for`; None: `cfg.lr`)."""
     params = [p for p in itertools.chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
-    return params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rate = cfg.lr if lr is None else lr
+    return params, torch.optim.AdamW(params, lr=rate, weight_decay=cfg.weight_decay)
 
 
 def fit(
@@ -114,12 +116,14 @@ def fit(
     device: torch.device,
     teacher: nn.Module | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    lr: float | None = None,
 ) -> FitResult:
-    """Train `model` for up to `epochs`; `on_epoch(epoch, record)` receives the epoch's mean
-    train terms (``train/<term>``, ``train/loss``) and dev metrics (``dev/<metric>``)."""
+    """Train `model` for up to `epochs` at `lr` (the stage's rate; None: `cfg.lr`);
+    `on_epoch(epoch, record)` receives the epoch's mean train terms (``train/<term>``,
+    ``train/loss``) and dev metrics (``dev/<metric>``)."""
     model.to(device)
     loss_fn.to(device)
-    params, opt = optimizer(model, loss_fn, cfg)
+    params, opt = optimizer(model, loss_fn, cfg, lr)
     dev_loader = data.loader("dev", cfg.eval_batch_size, num_workers=cfg.num_workers)
     result, best_state, bad_epochs = FitResult(), None, 0
     for epoch in range(1, epochs + 1):
