@@ -7,7 +7,7 @@ Wound-1-0 layout, and the synthetic-wound set written in it)::
 
 File, folder and column names come from the dataset's `table` section, `tasks` (task -> label
 column) and `text.fields` (text columns). Rows become samples through the same
-`pipeline.data.medpix.table_sample` as MedPix lines, so both formats are checked alike. The
+`pipeline.data.samples.table_sample` as MedPix lines, so both formats are checked alike. The
 tables are read as spreadsheets and pandas write them: a UTF-8 byte-order mark, quoted fields
 (commas, quotes and line breaks inside) and Windows line ends are all read correctly; a
 problem is one `DataError` naming file:line (the line a row starts on) and column.
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from core.errors import DataError
@@ -56,6 +58,17 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
     return header, rows
+
+
+def write_table(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A CSV file as `read_table` reads it (UTF-8, `\\n` line ends, quoted where needed), written
+    to a temporary name first: an interrupted write never leaves a half table behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def require_columns(path: Path, header: list[str], wanted: dict[str, str]) -> None:

@@ -12,14 +12,12 @@ changes every number after it.
 
 from __future__ import annotations
 
-import csv
-import os
 from collections import Counter
 from pathlib import Path
 
 from core.errors import ConfigError, DataError
 from core.schema import DatasetConfig
-from pipeline.data.csvtable import read_table, require_columns
+from pipeline.data.csvtable import read_table, require_columns, write_table
 from pipeline.data.medpix import SPLITS, check_root
 
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -44,15 +42,6 @@ def split_rows(labels: list[str], fractions: tuple[float, float, float], seed: i
     except ValueError as e:  # e.g. a class with a single row cannot be stratified
         raise DataError(f"cannot stratify {len(labels)} rows into {list(fractions)}: {e}") from None
     return {"train": train, "dev": dev, "test": test}
-
-
-def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([row[h] for h in header] for row in rows)
-    os.replace(tmp, path)
 
 
 def split_table(
@@ -84,7 +73,7 @@ def split_table(
         )
     parts = split_rows([row[by].strip() for _, row in rows], fractions, seed)
     for s, path in outputs.items():
-        _write(path, header, [rows[i][1] for i in parts[s]])
+        write_table(path, header, [[rows[i][1][h] for h in header] for i in parts[s]])
     return summary(source, {s: [rows[i][1] for i in parts[s]] for s in SPLITS}, [by, *columns], outputs)
 
 

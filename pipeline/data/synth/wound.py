@@ -17,11 +17,11 @@ available"). Same seed -> same bytes.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.csvtable import write_table
 from pipeline.data.synth.medpix import FILLER, WOUND, _sample
 
 # The group's counts per split (train, dev, test), in WOUND.classes order.
@@ -80,13 +80,6 @@ def generate_wound(out: Path, n: dict[str, int], image_size: int = 64, seed: int
             rows.append((name, labels[0], labels[1], caption))
         tables[split] = rows
     every = [row for split in ("train", "dev", "test") for row in tables[split]]
-    _write(out / "metadata.csv", every)
+    write_table(out / "metadata.csv", COLUMNS, every)
     for split, rows in tables.items():
-        _write(out / f"metadata_{split}.csv", rows)
-
-
-def _write(path: Path, rows: list[tuple[str, ...]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
+        write_table(out / f"metadata_{split}.csv", COLUMNS, rows)
