@@ -21,11 +21,12 @@ dataset, in run order. Several seeds: the row holds the mean over the experiment
 with its reason. No run FINISHED: `status` failed, the metric cells empty, the reason in `notes`.
 `experiment_id` as in trials.json (every fold of a cross-validation shares it; `notes` says
 `fold k of K`); `phase` is the seed's name (baseline, distillation, sensitivity for both
-sensitivity_tau and sensitivity_alpha, cv, final); `cnn_backbone` is the timm name of the student
-CNN (student.vision.name); kd_temperature and kd_alpha are N/A without distillation, as in the
-seed. val_* are the restored checkpoint's validation numbers; for the final refit on train+val
-they are in-sample, and `notes` says so. `status` is completed or failed (a trial stopped early
-is not completed). With more than one X-Lite dataset reported, `notes` starts with the dataset.
+sensitivity_tau and sensitivity_alpha, cv, final) or kd_control (the KD choice at alpha 0);
+`cnn_backbone` is the timm name of the student CNN (student.vision.name); kd_temperature and
+kd_alpha are N/A without distillation, as in the seed. val_* are the restored checkpoint's
+validation numbers; for the final refit on train+val they are in-sample, and `notes` says so.
+`status` is completed or failed (a trial stopped early is not completed). With more than one
+X-Lite dataset reported, `notes` starts with the dataset.
 """
 
 from __future__ import annotations
@@ -207,6 +208,9 @@ def xlite_notes(study: Study, row: Group, epoch_notes: list[str]) -> list[str]:
         out.append("chosen on validation for " + ", ".join(picked_for))
     if row.phase in SELECTION_PHASES and study.best([row.phase]) is row:
         out.append("best on validation of its phase")
+    control = study.chosen("kd_control") if row.phase == "kd_control" else None
+    if control and control[1] is not None:  # what the control copies, so the row reads on its own
+        out.append(f"control of {control[1].exp_id}: teacher weight alpha 0")
     earlier = next((r for r in study.rows if r is not row and r.ok and r.run_ids == row.run_ids), None)
     if row.ok and earlier is not None and study.rows.index(earlier) < study.rows.index(row):
         out.append(f"same run as {earlier.exp_id}")

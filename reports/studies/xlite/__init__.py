@@ -2,11 +2,12 @@
 from the run database, one sweep per dataset (the latest, or the one --sweep-id names).
 
 Sections as in the seed: the results.csv template, baseline students and the backbone decision,
-the distillation table (with the loss terms of the best distilled run), does KD help, τ and α
-sensitivity, the final model per disease, error analysis, cross-validation, teacher against
-student, failed trials, summary and recommendation. Every choice shown is the one made on
-validation macro AUC; test numbers are reported beside it and never choose. Its runs are not in
-docs/results.csv, whose two-backbone columns do not describe them.
+the distillation table (with the loss terms of the best distilled run), does KD help (against its
+α = 0 control, and against the baseline), τ and α sensitivity, the final model per disease, error
+analysis, cross-validation, teacher against student, failed trials, summary and recommendation.
+Every choice shown is the one made on validation macro AUC; test numbers are reported beside it
+and never choose. Its runs are not in docs/results.csv, whose two-backbone columns do not
+describe them.
 """
 
 from __future__ import annotations
@@ -16,13 +17,8 @@ from reports.phased import Study, load
 from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.studies.xlite.final import cv_section, failed, final_section, teacher_section
-from reports.studies.xlite.phases import (
-    baseline_section,
-    kd_diff,
-    kd_help_section,
-    kd_section,
-    sensitivity_section,
-)
+from reports.studies.xlite.kd_help import control_diff, kd_diff, kd_help_section
+from reports.studies.xlite.phases import baseline_section, kd_section, sensitivity_section
 from reports.studies.xlite.summary import summary_section
 
 SHOWN_CSV_ROWS = 3
@@ -71,12 +67,15 @@ def document(studies: list[Study], csv_text: str, ctx: Context) -> list[str]:
         lines += baseline_section(study)
         lines += kd_section(study, ctx.img)
         lines += final_section(study, ctx.img)
-        base, kd, d, why = kd_diff(study)
-        lines += kd_help_section(base, kd, d, why)
+        three, control = kd_diff(study), control_diff(study)
+        lines += kd_help_section(three, control)
         lines += sensitivity_section(study, "sensitivity_tau", "loss.temperature", "τ", ctx.img)
         lines += sensitivity_section(study, "sensitivity_alpha", "loss.alpha", "α", ctx.img)
         lines += (
-            cv_section(study) + teacher_section(study) + failed(study) + summary_section(study, base, kd, d)
+            cv_section(study)
+            + teacher_section(study)
+            + failed(study)
+            + summary_section(study, three, control)
         )
     return lines
 

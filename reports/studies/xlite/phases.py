@@ -1,6 +1,6 @@
 """The phase sections of docs/xlite_experiments.md: baseline students and the backbone decision,
-the distillation table with the loss terms of the best distilled run, does KD help (a paired
-bootstrap of test macro AUC), and τ and α sensitivity. Every choice is the one made on
+the distillation table with the loss terms of the best distilled run, and τ and α sensitivity
+(does KD help: reports.studies.xlite.kd_help). Every choice is the one made on
 validation macro AUC; test numbers are shown beside it and never choose."""
 
 from __future__ import annotations
@@ -15,20 +15,8 @@ from reports.groups import Group
 from reports.markdown import table
 from reports.phased import KD_PHASES, Study
 from reports.plots import loss_plot, sensitivity_plot
-from reports.query import histories, predictions
-from reports.resample import RESAMPLES, auc_scorer, paired
-from reports.stats import Diff, Verdicts, fmt, seeds_text
-
-BEYOND = Verdicts(
-    "beyond noise (the interval lies above 0)",
-    "beyond noise, lower (the interval lies below 0)",
-    "within noise (the interval contains 0)",
-)
-CONCLUSION = Verdicts(
-    "distillation helps beyond the noise of this test set.",
-    "distillation hurts beyond the noise of this test set.",
-    "the difference is within noise: this test set does not show that distillation helps.",
-)
+from reports.query import histories
+from reports.stats import fmt
 
 
 def _failed(row: Group) -> str:
@@ -183,50 +171,6 @@ def _focal_weight(row: Group) -> str:
         given = {}
     value = given.get("focal_weight") if isinstance(given, dict) else None
     return "the loss's default focal_weight" if value is None else str(value)
-
-
-def kd_diff(study: Study) -> tuple[Group | None, Group | None, Diff | None, str]:
-    """(best baseline, best distilled, their paired test AUC difference or None, why None)."""
-    base, kd = study.best(["baseline"]), study.best(KD_PHASES)
-    if base is None or kd is None:
-        return base, kd, None, "no FINISHED baseline or distilled run"
-    seeds = tuple(s for s in kd.seeds if s in base.seeds)
-    if not seeds:
-        return base, kd, None, "the two share no seed"
-    pa = [predictions(kd.runs.iloc[kd.seeds.index(s)]) for s in seeds]  # paired by seed
-    pb = [predictions(base.runs.iloc[base.seeds.index(s)]) for s in seeds]
-    if any(p is None for p in pa + pb):
-        return base, kd, None, "test predictions are missing"
-    try:
-        return base, kd, paired(pa, pb, auc_scorer(study.tasks), seeds, unit="images"), ""
-    except ValueError as e:
-        return base, kd, None, str(e)
-
-
-def kd_help_section(base: Group | None, kd: Group | None, d: Diff | None, why: str) -> list[str]:
-    """The best distilled student against the best baseline, with the bootstrap verdict."""
-    lines = ["### Ablation: does KD help?", ""]
-    if base is None or kd is None:
-        return lines + [f"Not answered: {why}.", ""]
-    rows = [
-        ["Baseline (no KD), best on validation", base.describe(), fmt(base.val), fmt(base.test), "-"],
-        [
-            "With KD (best τ, α on validation)",
-            kd.describe(),
-            fmt(kd.val),
-            fmt(kd.test),
-            f"{kd.test - base.test:+.4f}",
-        ],
-    ]
-    lines += table(["Configuration", "Exp", "Val AUC", "Test AUC", "Delta (test)"], rows, "llrrr") + [""]
-    if d is None:
-        return lines + [f"No bootstrap interval: {why}.", ""]
-    lines.append(
-        f"Paired bootstrap of the test macro-AUC difference (KD − baseline) over the {d.samples} test "
-        f"images, matched by image index and seed ({seeds_text(d.seeds)}), {RESAMPLES} resamples with a fixed "
-        f"resampling seed: {d.diff:+.4f}, 95 % interval {d.interval()}: {d.verdict(BEYOND)}."
-    )
-    return lines + ["", f"**Conclusion**: {d.verdict(CONCLUSION)}", ""]
 
 
 def sensitivity_section(study: Study, phase: str, key: str, symbol: str, img: Path) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from reports.groups import Group
 from reports.phased import SELECTION_PHASES, Study
 from reports.stats import Diff, fmt
-from reports.studies.xlite.phases import BEYOND
+from reports.studies.xlite.kd_help import BEYOND, Comparison, changes
 
 
 def choice_checks(study: Study) -> list[str]:
@@ -27,8 +27,10 @@ def choice_checks(study: Study) -> list[str]:
     return out
 
 
-def summary_section(study: Study, base: Group | None, kd: Group | None, d: Diff | None) -> list[str]:
-    """The configuration to deploy, what KD adds beyond noise, the cheapest students."""
+def summary_section(study: Study, three: Comparison, control: Comparison | None = None) -> list[str]:
+    """The configuration to deploy, what KD adds beyond noise (against its control, and what the
+    distilled student adds over the baseline), the cheapest students."""
+    kd, base, d, _ = three
     chosen, how = study.selected()
     lines = ["### Summary and recommendation", ""]
     if chosen is None:
@@ -49,10 +51,16 @@ def summary_section(study: Study, base: Group | None, kd: Group | None, d: Diff 
         f"{fmt(shown.mean('size_mb'), 2)} MB",
         "",
     ]
+    if control is not None and control.diff is not None and control.a is not None and control.b is not None:
+        c = control.diff
+        lines.append(
+            f"- KD ({control.a.exp_id}) against its α = 0 control ({control.b.exp_id}), the teacher's own "
+            f"effect: test AUC {c.diff:+.4f}, 95 % interval {c.interval()}: {c.verdict(BEYOND)}."
+        )
     if d is not None and base is not None and kd is not None:
         lines.append(
-            f"- KD ({kd.exp_id}) against no KD ({base.exp_id}), both chosen on validation: test AUC "
-            f"{d.diff:+.4f}, 95 % interval {d.interval()}: {d.verdict(BEYOND)}."
+            f"- {' + '.join(changes(kd, base))} ({kd.exp_id}) against the baseline ({base.exp_id}), both "
+            f"chosen on validation: test AUC {d.diff:+.4f}, 95 % interval {d.interval()}: {d.verdict(BEYOND)}."
         )
     done: dict[frozenset[str], Group] = {}
     for r in study.rows:  # a run listed in several phases counts once, under its first id
@@ -67,7 +75,10 @@ def summary_section(study: Study, base: Group | None, kd: Group | None, d: Diff 
             f"fastest: {fast.describe()}, {fmt(fast.mean('latency_ms'), 2)} ms (validation AUC {fmt(fast.val)})."
         )
     lines += choice_checks(study)
-    lines += ["", f"**Recommendation**: {_recommendation(chosen, how, base, kd, d)}"]
+    lines += [
+        "",
+        f"**Recommendation**: {_recommendation(chosen, how, base, kd, d)}{_teacher_needed(chosen, control)}",
+    ]
     tuned, half = shown.macro("test", "f1_tuned"), shown.macro("test", "f1")
     if tuned > half:  # NaN compares False: no claim without both numbers
         lines[-1] += (
@@ -77,6 +88,23 @@ def summary_section(study: Study, base: Group | None, kd: Group | None, d: Diff 
     return lines + [""]
 
 
+def _teacher_needed(chosen: Group, control: Comparison | None) -> str:
+    """What the control says of the chosen configuration's teacher term (only when it is that
+    configuration's control): at alpha 0 the same student trains without a teacher."""
+    if control is None or control.diff is None or control.a is None or control.b is None:
+        return ""
+    if not chosen.kd or control.a.run_ids != chosen.run_ids:
+        return ""
+    c, ctrl = control.diff, control.b.exp_id
+    if c.sign > 0:
+        return f" Against its α = 0 control ({ctrl}) the teacher term's own gain is beyond noise."
+    how = "within noise" if c.sign == 0 else "below 0 beyond noise"
+    return (
+        f" Against its α = 0 control ({ctrl}) the teacher term's own gain is {how}: this test set does not "
+        "show that the teacher is needed (at α = 0 the same student trains without one)."
+    )
+
+
 def _recommendation(chosen: Group, how: str, base: Group | None, kd: Group | None, d: Diff | None) -> str:
     """What to deploy: the choice on validation, qualified by what the KD bootstrap shows."""
     pick = chosen.describe()
@@ -84,10 +112,12 @@ def _recommendation(chosen: Group, how: str, base: Group | None, kd: Group | Non
         return f"deploy {pick} (chosen on validation, {how}); whether distillation helps is not shown here."
     if chosen.kd:
         if d.sign > 0:
-            return f"deploy {pick}: chosen on validation, and distillation's test gain is beyond noise."
+            return (
+                f"deploy {pick}: chosen on validation, and its test gain over the baseline is beyond noise."
+            )
         if d.sign < 0:
             return (
-                f"{pick} is the choice on validation, but distillation lowered test AUC beyond noise against "
+                f"{pick} is the choice on validation, but it scored lower on test beyond noise than "
                 f"{base.describe()}: prefer the student without distillation, or re-check the validation split."
             )
         cheap = min((chosen, base), key=lambda r: (r.mean("latency_ms"), r.mean("size_mb")))
@@ -102,6 +132,6 @@ def _recommendation(chosen: Group, how: str, base: Group | None, kd: Group | Non
             "noise, but test does not choose: more validation data would settle it."
         )
     return (
-        f"deploy {pick} (chosen on validation, no distillation): distillation showed no test gain beyond "
-        "noise, and this student needs no teacher to train."
+        f"deploy {pick} (chosen on validation, no distillation): the best distilled student showed no test "
+        "gain beyond noise, and this student needs no teacher to train."
     )
