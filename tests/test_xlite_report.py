@@ -23,6 +23,7 @@ SEED_HEADER = (
     "inference_time_ms,model_size_mb,status,notes"
 )
 EFF, MOB = "efficientnet_b0", "mobilenetv3_small_100"
+CONTROL_SIGNAL = 1.5  # below KD_002's 3.0, yet the paired interval reaches 0: within noise
 
 
 def preds_csv(signal: float, seed: int = 0) -> str:
@@ -62,7 +63,8 @@ def student(c, exp, parent, phase, exp_id, backbone, val, test, **kw) -> dict:
         "student.vision.attention": kw.get("attention", "mhsa"),
         "loss.name": "xlite_kd" if tau else "none",
     }
-    params |= {"loss.temperature": tau or 4.0, "loss.alpha": alpha or 0.7, "train.batch_size": 64}
+    alpha = 0.7 if alpha is None else alpha  # 0: the kd_control phase
+    params |= {"loss.temperature": tau or 4.0, "loss.alpha": alpha, "train.batch_size": 64}
     params |= {"train.lr": 0.001, "train.student_epochs": 5, "loss.label_loss": "weighted_bce"}
     params |= {"train.monitor": f"{TASK}/auc", "split.folds": 3 if fold is not None else 0}
     params |= {"split.fold": fold or 0, "split.refit": kw.get("refit", False)}
@@ -212,10 +214,13 @@ def fill() -> str:
             size=15.8,
         )
     ]
+    # the control of KD_002 (alpha 0), made last: the runs before it keep their ids and times
+    control = s("kd_control", "CONTROL_001", EFF, 0.80, 0.775, tau=4.0, alpha=0.0, signal=CONTROL_SIGNAL)
     kd_phases = ["distillation", "sensitivity_tau", "sensitivity_alpha"]
     phases = [
         {"name": "baseline", "id": "p1", "best_of": [], "chosen": None},
         {"name": "distillation", "id": "p2", "best_of": [], "chosen": None},
+        {"name": "kd_control", "id": "CONTROL", "best_of": ["distillation"], "chosen": chosen(kd[1])},
         {"name": "sensitivity_tau", "id": "p3", "best_of": ["distillation"], "chosen": chosen(kd[1])},
         {
             "name": "sensitivity_alpha",
@@ -226,7 +231,7 @@ def fill() -> str:
         {"name": "cv", "id": "p5", "best_of": kd_phases, "chosen": chosen(kd[1])},
         {"name": "final", "id": "p6", "best_of": kd_phases, "chosen": chosen(kd[1])},
     ]
-    trials = [b1, b2, *kd, *tau, *alpha, *cv, *final]
+    trials = [b1, b2, *kd, *tau, *alpha, *cv, *final, control]
     finish_parent(c, pid, trials, phases)
     return older
 
@@ -277,7 +282,8 @@ def test_csv_has_the_seeds_columns_ids_and_phases(docs):
     assert (k2["kd_temperature"], k2["kd_alpha"], k2["model_name"]) == ("4.0", "0.5", "StudentNet+KD")
     assert (k2["epochs"], k2["train_loss"], k2["val_auc_macro"]) == ("3", "0.7000", "0.8100")
     assert (
-        "chosen on validation for sensitivity_tau, cv, final; best on validation of its phase" in k2["notes"]
+        "chosen on validation for kd_control, sensitivity_tau, cv, final; best on validation of its phase"
+        in k2["notes"]
     )
     assert "chosen on validation for sensitivity_alpha" in rows.loc["TAU_002"]["notes"]  # its exp_id
     assert "early stopping after 3 of 5 epochs" in k2["notes"]
@@ -323,7 +329,32 @@ def test_bootstrap_line(docs):
     assert m, text
     diff, lo, hi = (float(x) for x in m.groups())
     assert lo < diff < hi
-    assert "**Conclusion**: distillation helps beyond the noise of this test set." in text
+    # against the baseline three things change at once: its verdict never credits KD alone
+    assert "#### KD + focal + attention vs the baseline: three changes at once" in text
+    assert "**Verdict**: the combination scores higher beyond noise; which of its changes" in text
+    assert "**Conclusion**: distillation helps" not in text
+
+
+def test_kd_against_its_alpha_zero_control(docs):
+    text = (docs / "xlite_experiments.md").read_text()
+    head = "#### KD against its control (teacher weight α = 0, phase `kd_control`)"
+    assert text.index(head) < text.index("#### KD + focal + attention vs the baseline")
+    assert f"| Control: α = 0 (no teacher term) | `CONTROL_001` ({EFF}, attention mhsa, τ=4, α=0) |" in text
+    assert f"| With KD (chosen on validation) | `KD_002` ({EFF}, attention mhsa, τ=4, α=0.5) |" in text
+    m = re.search(
+        r"\(KD − control\) over the 60 test images, .*?\(seed 0\).*?: \+(0\.\d{4}), 95 % interval", text
+    )
+    assert m and float(m.group(1)) > 0, text
+    assert "within noise (the interval contains 0)" in text
+    assert (
+        "**Conclusion**: the difference is within noise: this test set does not show that distillation helps."
+        in text
+    )
+    assert "- KD (KD_002) against its α = 0 control (CONTROL_001), the teacher's own effect" in text
+    assert "the teacher term's own gain is within noise" in text  # the recommendation says so too
+    rows = _csv(docs).set_index("experiment_id")
+    assert rows.loc["CONTROL_001", "phase"] == "kd_control" and rows.loc["CONTROL_001", "kd_alpha"] == "0.0"
+    assert "control of KD_002: teacher weight alpha 0" in rows.loc["CONTROL_001", "notes"]
 
 
 def test_final_cv_teacher_errors_and_failures(docs):
@@ -366,6 +397,8 @@ def test_without_phases_json_or_final_the_choice_falls_back_to_validation(store)
     assert "matched by image index and seed (seeds 0, 1)" in text
     assert "within noise (the interval contains 0)" in text
     assert "is the choice on validation, but its test gain over `BASELINE_001`" in text
+    assert "No `kd_control` phase in this sweep (it predates the control)" in text  # an older store
+    assert "#### KD + focal + attention vs the baseline: three changes at once" in text
     rows = _csv(tmp / "bare").set_index("experiment_id")
     assert list(rows.index) == ["BASELINE_001", "KD_001"]  # one row per experiment, over seeds
     assert rows.loc["KD_001", "val_auc_macro"] == "0.8100"
