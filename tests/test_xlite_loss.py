@@ -80,3 +80,17 @@ def test_xlite_kd_on_a_multiclass_dataset_is_refused_before_any_work():
         "default", ["dataset=synthetic-chestxray", "profile=xlite-tiny", "loss.name=xlite_kd"]
     )
     assert cfg.loss.name == "xlite_kd"
+
+
+def test_xlite_kd_at_alpha_zero_is_the_kd_control_objective():
+    """The kd_control phase (alpha 0): no teacher term, the label term at full weight, the focal
+    term unchanged; equal to the loss without a teacher, so the teacher's logits change nothing."""
+    student, teacher, y, index = _data()
+    loss = _loss("xlite_kd", y["findings"], alpha=0.0, temperature=4.0)
+    with_teacher, without = loss(student, teacher, y, index), loss(student, None, y, index)
+    assert set(with_teacher) == {"weighted_bce", "focal"}
+    for name in with_teacher:
+        torch.testing.assert_close(with_teacher[name], without[name])
+    kd = _loss("xlite_kd", y["findings"], alpha=0.5, temperature=4.0)(student, teacher, y, index)
+    torch.testing.assert_close(kd["focal"], with_teacher["focal"])  # only the teacher's weight differs
+    torch.testing.assert_close(2 * kd["weighted_bce"], with_teacher["weighted_bce"])

@@ -1,6 +1,7 @@
-"""The X-Lite study's machinery end to end, at smoke size: a phased study with cross-validation
-and a refit on a synthetic ChestX-ray14 folder, through real Ray Tune trials into a real MLflow
-store, then the report. (The full `make sweep-xlite` is timed by `make bench`.)"""
+"""The X-Lite study's machinery end to end, at smoke size: a phased study with an alpha = 0
+control of the KD choice, cross-validation and a refit on a synthetic ChestX-ray14 folder, through
+real Ray Tune trials into a real MLflow store, then the report. (The full `make sweep-xlite` is
+timed by `make bench`.)"""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ PLAN = [
         "overrides": ["loss.name=xlite_kd"],
         "space": {"loss.temperature": [4], "loss.alpha": [0.7, 0.5]},
     },
+    {"name": "kd_control", "id": "CONTROL", "best_of": ["distillation"], "overrides": ["loss.alpha=0"]},
     {
         "name": "sensitivity_tau",
         "id": "TAU",
@@ -81,6 +83,7 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch, local_ray):
         ("baseline", "BASELINE_001"),
         ("distillation", "KD_001"),
         ("distillation", "KD_002"),
+        ("kd_control", "CONTROL_001"),
         ("sensitivity_tau", "TAU_001"),
         ("sensitivity_tau", "TAU_002"),
         ("cv", "CV_001"),
@@ -115,6 +118,13 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch, local_ray):
     else:  # the baseline distils from nothing: no teacher is trained for its folds or its refit
         assert all("teacher_run_id" not in r.data.tags for r in [*folds, final]) and len(teachers) == 1
     assert all(t.data.tags.get("fold") in (None, "0", "1") for t in teachers.values())
+    # the control: the KD choice on dev at alpha 0, same student and seed, the same teacher (reused)
+    assert phases["kd_control"]["chosen"]["exp_id"] == best.exp_id
+    control, kd_run = students[rows[("CONTROL_001", None)].run_id], students[best.run_id]
+    assert control.data.params["loss.alpha"] == "0.0" and kd_run.data.params["loss.alpha"] != "0.0"
+    for key in ("loss.name", "loss.label_loss", "student.vision.name", "student.vision.attention", "seed"):
+        assert control.data.params[key] == kd_run.data.params[key], key
+    assert control.data.tags["teacher_run_id"] == phase_teacher
     assert "best_train/findings/auc" in final.data.metrics  # train AUC per disease for the final table
     assert all(r.info.status == "FINISHED" for r in [*students.values(), *teachers.values()])
     trials = json.loads(
@@ -127,7 +137,14 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch, local_ray):
     assert len(runs_by_stage(client, "student")) == len(students)
     build(tmp_path / "docs")
     doc = (tmp_path / "docs" / "xlite_experiments.md").read_text()
-    for section in ("KD_001", "does KD help?", "Cross-validation", "MACRO AVG"):
+    for section in (
+        "KD_001",
+        "does KD help?",
+        "KD against its control",
+        "(KD − control)",
+        "Cross-validation",
+        "MACRO AVG",
+    ):
         assert section in doc, section
     header = (tmp_path / "docs" / "xlite_results.csv").read_text().splitlines()[0]
     assert header.startswith("experiment_id,date,phase,model_name,cnn_backbone,attention_type")
