@@ -1,5 +1,5 @@
-"""Figure 10: `make sweep-xlite` (sweeps/xlite.yaml: 21 trials in 6 phases) wall time; see
-bench/studies.py."""
+"""Figure 10: `make sweep-xlite` (sweeps/xlite.yaml: 22 trials in 7 phases; 21 in 6 before the
+kd_control phase) wall time; see bench/studies.py."""
 
 from __future__ import annotations
 
