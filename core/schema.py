@@ -3,12 +3,15 @@
 Each section mirrors a part that can be swapped (dataset, backbones, fusion, loss, training);
 stages receive only the section they need. Field metadata:
   - ``check``: a (predicate, "expected ...") pair validated by `pipeline.config.loader`;
-  - ``hash=False``: the field does not change results and is left out of `config_hash`.
+  - ``hash=False``: the field does not change results and is left out of `config_hash`;
+  - ``param="if_set"``: logged as an MLflow param only when it differs from its default (a
+    newer option that leaves the params of existing runs as they were).
 Cross-field rules live in each class's ``validate`` and raise `ValueError(key, message)`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -279,18 +282,43 @@ class LDAMConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class LossConfig:
-    """alpha weights the distillation term: L = alpha*T^2*KL(p_t||p_s) + (1-alpha)*label term.
-    `params` holds the options of the chosen loss, validated by that loss's own class."""
+    """alpha weights the distillation term: L = alpha*T^2*KL(p_t||p_s) + (1-alpha)*label term
+    (kdsweep's convex convention), or + 1*label term for the additive `group_*` losses.
+    `params` holds the options of the chosen loss, validated by that loss's own class.
+
+    alpha, temperature and beta left unset (None) take the chosen loss's own `defaults`
+    (kdsweep's losses: 0.5, 4.0, 1.0; the group's presets for group_*): `resolved` fills them
+    in when the experiment is loaded, so a loaded config holds numbers and hashes them as
+    before; unset they are not hashed. alpha's range is the loss's convention, checked there
+    too. `train_params`: whether the loss's own parameters (projections) are trained; None is
+    the loss's default (trained, except the group's fixed random maps); hashed only when set."""
 
     name: str = "vanilla"
-    alpha: float = unit_interval(default=0.5)
-    temperature: float = positive(default=4.0)
-    beta: float = non_negative(default=1.0)  # weight of feature terms (combined, crd, rkd, mmd)
+    alpha: float | None = hash_if_set(default=None)  # range: the loss's (see `resolved`)
+    temperature: float | None = optional_positive()
+    beta: float | None = _check(lambda v: v is None or v >= 0, "a value >= 0", hash="if_set", default=None)
     # multiclass: ce | focal | weighted_ce; multilabel: bce | weighted_bce | focal (the kind checks)
     label_loss: Literal["ce", "focal", "weighted_ce", "ldam_drw", "bce", "weighted_bce"] = "ce"
     focal_gamma: float = non_negative(default=2.0)
     params: Mapping[str, Any] = field(default_factory=dict)
     ldam: LDAMConfig = hash_if_set(default=LDAMConfig())
+    train_params: bool | None = field(default=None, metadata={"hash": "if_set", "param": "if_set"})
+
+    def resolved(self, defaults: Mapping[str, float], convex: bool) -> LossConfig:
+        """This section with unset alpha, temperature and beta taken from `defaults` (the
+        chosen loss's), and alpha checked against the loss's convention: in [0, 1] when its
+        label term is weighted 1 - alpha (`convex`), >= 0 when the label term is added at
+        weight 1. Raises ValueError(key, message) like `validate`."""
+        keys = ("alpha", "temperature", "beta")
+        values = {k: float(defaults[k]) if getattr(self, k) is None else getattr(self, k) for k in keys}
+        alpha = values["alpha"]
+        if convex and not 0 <= alpha <= 1:
+            why = f"loss {self.name} weights its label term 1 - alpha"
+            raise ValueError("alpha", f"expected a value in [0, 1] ({why}), got {alpha!r}")
+        if alpha < 0:
+            why = f"loss {self.name} adds alpha * KD to its label term"
+            raise ValueError("alpha", f"expected a value >= 0 ({why}), got {alpha!r}")
+        return dataclasses.replace(self, **values)
 
 
 @dataclass(frozen=True, kw_only=True)

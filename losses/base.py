@@ -6,18 +6,22 @@ Convention (Hinton et al., 2015, "Distilling the Knowledge in a Neural Network")
     p^T = softmax(z / T);  KL averaged over the batch ("batchmean")
 
 alpha weights the distillation term (torchdistill's `alpha` weights the label term instead).
-Every loss returns named, already-weighted terms whose sum is the objective::
+That is the convex convention (`DistillLoss.convex`, alpha in [0, 1]); an additive loss (the
+research group's `group_*`) keeps the label term at weight 1 and lets alpha exceed 1. Every
+loss returns named, already-weighted terms whose sum is the objective::
 
     L = L_logit + beta * (feature terms of the method)
 
-A loss is one file in this folder with one decorator (see `DistillLoss`). YAML::
+A loss is one file in this folder with one decorator (see `DistillLoss`); its `formula()` is
+the objective with the run's numbers, which every student run records (tag `loss.formula`).
+YAML::
 
     loss: {name: vanilla, alpha: 0.7, temperature: 4.0, label_loss: ce}
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.errors import ConfigError
 from core.registry import Registry
 from core.schema import LossConfig
 from models.outputs import ModelOutput
@@ -97,19 +102,31 @@ def merge_terms(loss: str, terms: dict[str, Tensor], new: Mapping[str, Tensor]) 
 class DistillLoss(nn.Module):
     """Base of every loss. Subclasses set `Params` (a dataclass for `loss.params`), may set
     `uses_teacher = False`, and override `feature_terms` for representation-level terms
-    (already multiplied by beta). Trainable parts (projections) are submodules, so the
-    trainer optimises them with the student. `extra_terms` names the terms a loss adds beyond
-    the label term and "kd"; a name used twice fails when the loss is built."""
+    (already multiplied by beta) and `feature_formula` for their text. Parts with parameters
+    (projections) are submodules; the trainer optimises them with the student unless the loss
+    keeps them fixed (`trained_parameters`: `loss.train_params`, else the class's `trainable`).
+    `defaults` holds the alpha, temperature and beta the loss takes when `loss.*` leaves them
+    unset, `convex` its alpha convention (label term weighted 1 - alpha, alpha in [0, 1]; else
+    weight 1, alpha >= 0): both plain literals, which config validation reads from the source.
+    `extra_terms` names the terms a loss adds beyond the label term and "kd"; a name used
+    twice fails when the loss is built."""
 
     Params: ClassVar[type] = NoParams
     uses_teacher: ClassVar[bool] = True
     kinds: ClassVar[tuple[str, ...]] = ("multiclass", "multilabel")  # task kinds it works with
     extra_terms: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, float]] = {"alpha": 0.5, "temperature": 4.0, "beta": 1.0}
+    convex: ClassVar[bool] = True
+    trainable: ClassVar[bool] = True  # default of loss.train_params
 
     def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
         super().__init__()
         from core.validate import parse  # the loss validates its own options
 
+        try:  # a loaded config is resolved already; one built by hand (tests) is resolved here
+            cfg = cfg.resolved(self.defaults, self.convex)
+        except ValueError as e:
+            raise ConfigError(f"loss.{e.args[0]}: {e.args[1]}") from None
         self.cfg, self.ctx = cfg, ctx
         self.params = parse(self.Params, dict(cfg.params), where="loss.params")
         self.label = ctx.kind.label_loss(
@@ -141,7 +158,7 @@ class DistillLoss(nn.Module):
         kind decides both terms (multiclass: T^2 * KL of softmaxes and CE)."""
         alpha = self.cfg.alpha if (teacher is not None and self.uses_teacher) else 0.0
         label = sum(self.label(t, student.logits[t], labels[t]) for t in self.ctx.tasks)
-        terms = {self.label.term_name: (1 - alpha) * label}
+        terms = {self.label.term_name: ((1 - alpha) if self.convex else 1.0) * label}
         if alpha > 0:
             kind, temp = self.ctx.kind, self.cfg.temperature
             terms["kd"] = alpha * sum(
@@ -151,6 +168,38 @@ class DistillLoss(nn.Module):
 
     def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
         return {}
+
+    @property
+    def trains_params(self) -> bool:
+        """Whether the optimiser updates this loss's parameters: `loss.train_params`, else the
+        class's `trainable`."""
+        return self.trainable if self.cfg.train_params is None else self.cfg.train_params
+
+    def trained_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters the optimiser updates: the loss's trainable ones, or none when the
+        loss keeps them fixed (those are then set requires_grad False: no gradient either)."""
+        if not self.trains_params:
+            self.requires_grad_(False)
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def formula(self) -> str:
+        """The objective with this run's numbers, e.g. ``L = 0.3*CE + 0.7*T^2*KL(T=4)``."""
+        label = self.cfg.label_loss.upper()
+        if not self.uses_teacher:
+            return f"L = 1*{label}"
+        alpha = self.cfg.alpha
+        weight = (1 - alpha) if self.convex else 1.0
+        kl = "KL" if getattr(self.ctx.kind, "name", "multiclass") == "multiclass" else "KL_bin"
+        kd = f"{alpha:g}*T^2*{kl}(T={self.cfg.temperature:g})"
+        return f"L = {weight:g}*{label} + {kd}" + self.feature_formula()
+
+    def feature_formula(self) -> str:
+        """The feature terms of `formula` (" + beta*[...]"), empty for a logit-only loss."""
+        return ""
+
+    def fixed_or_trained(self, what: str) -> str:
+        """' (W fixed)' / ' (W trained)': whether the loss's maps named `what` are trained."""
+        return f" ({what} {'trained' if self.trains_params else 'fixed'})"
 
 
 def student_projection(in_dim: int, out_dim: int) -> nn.Module:

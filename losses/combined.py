@@ -79,3 +79,10 @@ class CombinedKD(DistillLoss):
                     beta * p.text_weight * cosine_distance(self.proj_text, student.text, teacher.text)
                 )
         return terms
+
+    def feature_formula(self) -> str:
+        p = self.params
+        return (
+            f" + {self.cfg.beta:g}*[{p.image_weight:g}*(1 - cos(P_img s_img, t_img))"
+            f" + {p.text_weight:g}*(1 - cos(P_txt s_txt, t_txt))]" + self.fixed_or_trained("P")
+        )

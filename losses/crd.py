@@ -158,3 +158,10 @@ class CRDLoss(DistillLoss):
                 self._update(self.memory_t, index, g_t)
         w = self.cfg.beta * self.params.weight
         return {"crd_student": w * loss_s, "crd_teacher": w * loss_t}
+
+    def feature_formula(self) -> str:
+        p = self.params
+        return (
+            f" + {self.cfg.beta:g}*{p.weight:g}*[NCE_s + NCE_t](K={self.k}, tau={p.nce_t:g}, m={p.nce_m:g})"
+            + self.fixed_or_trained("embeddings")
+        )

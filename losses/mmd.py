@@ -85,3 +85,10 @@ class MMDLoss(DistillLoss):
             s, t = normalized_pair(self.proj, student.fused.flatten(1), teacher.fused.flatten(1))
             mmd = mmd_rbf(s, t, p.kernel_num, p.kernel_mul)
         return {"mmd": self.cfg.beta * p.weight * mmd}
+
+    def feature_formula(self) -> str:
+        p = self.params
+        return (
+            f" + {self.cfg.beta:g}*{p.weight:g}*MMD^2(P s, t)(kernels={p.kernel_num}, mul={p.kernel_mul:g})"
+            + self.fixed_or_trained("P")
+        )

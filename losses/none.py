@@ -11,3 +11,4 @@ from losses.base import LOSSES, DistillLoss
 @LOSSES.register("none")
 class NoKD(DistillLoss):
     uses_teacher = False
+    convex = False  # alpha is ignored: the label term keeps weight 1 whatever alpha says

@@ -101,3 +101,7 @@ class RKDLoss(DistillLoss):
             if t_a is not None:  # mean over triplets of distinct i, j, k (degenerate ones are 0)
                 angle = F.smooth_l1_loss(angles(s), t_a, reduction="sum") / (b * (b - 1) * (b - 2))
         return {"rkd_dist": beta * p.dist_weight * dist, "rkd_angle": beta * p.angle_weight * angle}
+
+    def feature_formula(self) -> str:
+        p = self.params
+        return f" + {self.cfg.beta:g}*[{p.dist_weight:g}*RKD_dist + {p.angle_weight:g}*RKD_angle]"

@@ -49,3 +49,7 @@ class XLiteKD(DistillLoss):
         p, gamma = self.params, self.cfg.focal_gamma
         focal = sum(sigmoid_focal(student.logits[t], labels[t], p.focal_alpha, gamma) for t in self.ctx.tasks)
         return merge_terms(self.cfg.name, terms, {"focal": p.focal_weight * focal})
+
+    def feature_formula(self) -> str:
+        p = self.params
+        return f" + {p.focal_weight:g}*Focal(alpha={p.focal_alpha:g}, gamma={self.cfg.focal_gamma:g})"

@@ -80,7 +80,10 @@ def test_a_bad_dataset_is_one_line_from_the_driver(synth_wound, tmp_path):
 def test_the_declared_registries_are_the_imported_ones(registry):
     real, seen = imported(registry), declared(registry)
     assert seen.names() == real.names() and seen.kind == real.kind
-    attrs = {"LOSSES": ("uses_teacher", "kinds"), "TASK_KINDS": ("label_losses", "name")}
+    attrs = {
+        "LOSSES": ("uses_teacher", "kinds", "defaults", "convex"),
+        "TASK_KINDS": ("label_losses", "name"),
+    }
     for name in real.names():
         entry = seen.get(name)
         assert not entry.opaque, f"{registry} {name}: a base class outside its package"

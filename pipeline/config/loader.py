@@ -21,7 +21,7 @@ import yaml
 
 from core.errors import ConfigError
 from core.schema import DatasetConfig, ExperimentConfig
-from core.validate import FLOAT, _convert_dataclass, parse  # noqa: F401  (parse: re-exported)
+from core.validate import FLOAT, _convert_dataclass, _fail, parse  # noqa: F401  (parse: re-exported)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -162,23 +162,43 @@ def compose(
     _absolute_root(data.get("dataset"))
     cfg = parse(ExperimentConfig, data, origins, where)
     check_extensions(cfg, origins, where)
-    return cfg
+    return resolve_loss(cfg, origins, where)
+
+
+def resolve_loss(
+    cfg: ExperimentConfig, origins: Mapping[str, str] | None = None, where: str = ""
+) -> ExperimentConfig:
+    """`cfg` with the loss's unset alpha, temperature and beta set to the chosen loss's own
+    `defaults` and alpha checked against its convention (`LossConfig.resolved`), read from the
+    losses' source (no torch). kdsweep's losses default to the numbers the schema had, so a
+    config that sets none of them keeps its hash and its params."""
+    from pipeline.config.extensions import declared
+
+    entry = declared("LOSSES").get(cfg.loss.name, "loss.name")
+    try:
+        loss = cfg.loss.resolved(entry.attr("defaults"), entry.attr("convex"))
+    except ValueError as e:
+        key, msg = e.args
+        raise _fail(f"loss.{key}", msg, origins or {}, where) from None
+    return dataclasses.replace(cfg, loss=loss)
 
 
 # --------------------------------------------------------------------------- outputs
-def to_dict(obj: Any, for_hash: bool = False) -> Any:
+def to_dict(obj: Any, for_hash: bool = False, for_params: bool = False) -> Any:
     """Plain data (dicts, lists, scalars) for YAML dumps; `for_hash` drops hash=False fields
-    and hash="if_set" fields at their default."""
+    and hash="if_set" fields at their default; `for_params` drops param="if_set" fields at
+    their default (MLflow params)."""
     if dataclasses.is_dataclass(obj):
         return {
-            f.name: to_dict(getattr(obj, f.name), for_hash)
+            f.name: to_dict(getattr(obj, f.name), for_hash, for_params)
             for f in dataclasses.fields(obj)
             if not (for_hash and _unhashed(f, getattr(obj, f.name)))
+            and not (for_params and _unlogged(f, getattr(obj, f.name)))
         }
     if isinstance(obj, Mapping):
-        return {k: to_dict(v, for_hash) for k, v in obj.items()}
+        return {k: to_dict(v, for_hash, for_params) for k, v in obj.items()}
     if isinstance(obj, tuple | list):
-        return [to_dict(v, for_hash) for v in obj]
+        return [to_dict(v, for_hash, for_params) for v in obj]
     return obj
 
 
@@ -186,6 +206,14 @@ def _unhashed(f: dataclasses.Field, value: Any) -> bool:
     mode = f.metadata.get("hash")
     if mode != "if_set":
         return mode is False
+    return _at_default(f, value)
+
+
+def _unlogged(f: dataclasses.Field, value: Any) -> bool:
+    return f.metadata.get("param") == "if_set" and _at_default(f, value)
+
+
+def _at_default(f: dataclasses.Field, value: Any) -> bool:
     factory = f.default_factory
     return value == (f.default if factory is dataclasses.MISSING else factory())
 
@@ -197,7 +225,7 @@ def dump_yaml(obj: Any) -> str:
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     """Dotted keys -> scalars (lists become JSON), for MLflow params."""
     out: dict[str, Any] = {}
-    data = to_dict(obj) if prefix == "" else obj
+    data = to_dict(obj, for_params=True) if prefix == "" else obj
     for k, v in data.items():
         path = f"{prefix}{k}"
         if isinstance(v, dict) and v:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from core.schema import ExperimentConfig, ModelConfig
+from core.schema import ExperimentConfig, LossConfig, ModelConfig
 from losses import LOSSES, LossContext
 from models.backbone_base import VisionBackbone
 from models.model import FrozenTeacher, KDModel
@@ -79,6 +79,12 @@ def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossCo
         len(data.splits["train"]),
         data.kind,
     )
+
+
+def teacher_loss(loss: LossConfig) -> LossConfig:
+    """The teacher's objective: the label term of `loss` alone (`none`), without the student's
+    loss options, which `none` does not take."""
+    return dataclasses.replace(loss, name="none", params={})
 
 
 def evaluate_and_log(
@@ -250,7 +256,7 @@ def ensure_teacher(
         # built inside the run: a model that fails to build is a FAILED run with its reason
         teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
         say(f"teacher: training ({parameter_count(teacher) / 1e6:.2f} M params, hash {th})")
-        label_only = LOSSES.get("none")(cfg.loss, loss_context(data, teacher, teacher))
+        label_only = LOSSES.get("none")(teacher_loss(cfg.loss), loss_context(data, teacher, teacher))
         fitted = fit(
             teacher,
             label_only,
@@ -302,6 +308,7 @@ def run_student(
         student = build_model(cfg.student, data, "student", cfg.seed + 1)
         ctx = loss_context(data, student, teacher if teacher is not None else student)
         loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, ctx)
+        log.tags({"loss.formula": loss_fn.formula()})  # the objective with this run's numbers
         say(f"student: distilling with {cfg.loss.name} ({parameter_count(student) / 1e6:.2f} M params)")
         fitted = fit(
             student,

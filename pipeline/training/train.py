@@ -1,7 +1,7 @@
 """The training loop, shared by the teacher (labels only) and the student (distillation).
 
 AdamW over the model's and the loss's trainable parameters (feature-term projections belong
-to the loss); gradient clipping; early stopping on a dev F1 (`monitor`, default the average macro-F1) with patience; the best
+to the loss, which may keep them fixed: `loss.train_params`); gradient clipping; early stopping on a dev F1 (`monitor`, default the average macro-F1) with patience; the best
 epoch's weights are restored before returning. A non-finite objective raises `NonFiniteLoss`
 naming the terms, so a collapse shows which term blew up.
 """
@@ -99,9 +99,11 @@ def train_epoch(
 def optimizer(
     model: nn.Module, loss_fn: DistillLoss, cfg: TrainConfig, lr: float | None = None
 ) -> tuple[list[nn.Parameter], torch.optim.Optimizer]:
-    """AdamW over the trainable parameters of the model and of the loss (its projections), at
-    `lr` (the stage's rate, `TrainConfig.lr_for`; None: `cfg.lr`)."""
-    params = [p for p in itertools.chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
+    """AdamW over the trainable parameters of the model and of the loss (its projections, unless
+    the loss keeps them fixed: `DistillLoss.trained_parameters`, `loss.train_params`), at `lr`
+    (the stage's rate, `TrainConfig.lr_for`; None: `cfg.lr`)."""
+    trained = getattr(loss_fn, "trained_parameters", loss_fn.parameters)  # a plain module: all
+    params = [p for p in itertools.chain(model.parameters(), trained()) if p.requires_grad]
     rate = cfg.lr if lr is None else lr
     return params, torch.optim.AdamW(params, lr=rate, weight_decay=cfg.weight_decay)
 
