@@ -118,3 +118,32 @@ def test_the_default_keeps_config_hashes_and_the_paper_objective_needs_ce():
         load_experiment("mil", ["student.mil.objective=dsmil", "loss.label_loss=focal"])
     with pytest.raises(ConfigError, match="mil.objective"):
         load_experiment("mil", ["student.mil.objective=bce"])
+
+
+def test_reports_say_which_objective_each_configuration_trained_with():
+    import pandas as pd
+
+    from reports.groups import Folds, Group
+    from reports.studies.mil.objective import objective_line, run_objective
+
+    def model(key: str, *runs: dict) -> Folds:
+        frame = pd.DataFrame([{"run_id": f"{key}{i}", **r} for i, r in enumerate(runs)])
+        return Folds(key, [Group(key, frame, phase=key, fold=0)])
+
+    paper = {"tags.stage": "student", "tags.mil_objective": "dsmil"}
+    old = {"tags.stage": "student", "params.student.mil.name": "dsmil"}  # logged before the tag
+    cnn3d = {"tags.stage": "student", "params.student.mil.name": "none"}
+    assert run_objective(pd.Series(paper)) == "dsmil" and run_objective(pd.Series(old)) == "mean_ce"
+    assert run_objective(pd.Series(cnn3d)) is None and run_objective(pd.Series(cnn3d), "mean_ce") == "mean_ce"
+    models = [
+        ("A", model("a", paper)),
+        ("B", model("b", old)),
+        ("3-D", model("c", cnn3d)),
+        ("C", model("d", paper)),
+    ]
+    (line, blank) = objective_line(models)
+    assert blank == "" and line == (
+        "DSMIL objective: A, C: DSMIL paper: 0.5 BCE(max) + 0.5 BCE(bag), predicted from the bag score "
+        "(`dsmil`); B: mean of max and bag scores under the run's label loss (kdsweep's default, `mean_ce`)."
+    )
+    assert objective_line([("3-D", model("c", cnn3d))]) == []  # no DSMIL run: nothing to say
