@@ -217,12 +217,17 @@ class FusionConfig:
 @dataclass(frozen=True, kw_only=True)
 class MILConfig:
     """`name: dsmil`: the vision backbone encodes each instance of a bag and DSMIL (models/dsmil.py)
-    scores the bag; `none`: one image per sample (every other dataset)."""
+    scores the bag; `none`: one image per sample (every other dataset). `objective` (what DSMIL
+    is trained on and predicts from, losses/dsmil_objective.py): `mean_ce`, kdsweep's default,
+    the label loss on the mean of the max-instance and bag scores; `dsmil`, the paper's
+    0.5 * BCE(max) + 0.5 * BCE(bag), predicting from the bag score (needs label_loss: ce)."""
 
     name: Literal["none", "dsmil"] = "none"
     query_dim: int = positive(default=128)
     passing_v: bool = False
     dropout_v: float = unit_interval(default=0.0)
+    # hashed only when set: configurations without it keep their hashes, teachers and numbers
+    objective: Literal["mean_ce", "dsmil"] = hash_if_set(default="mean_ce")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -495,6 +500,13 @@ class ExperimentConfig:
             if m.mil.name != "none" and (m.modalities != "image" or len(self.dataset.tasks) != 1):
                 raise ValueError(
                     f"{role}.mil.name", "a MIL model reads images only (modalities: image) and one task"
+                )
+            if m.mil.name != "none" and m.mil.objective == "dsmil" and self.loss.label_loss != "ce":
+                # the paper's objective is its own label term: a focal or LDAM variant is not the paper's
+                raise ValueError(
+                    "loss.label_loss",
+                    f"{role}.mil.objective dsmil is the paper's BCE on both streams: expected label_loss ce "
+                    f"(the default), got {self.loss.label_loss!r}",
                 )
         vols = [m.volume for m in (self.teacher, self.student) if m.volume.name != "none"]
         if len(vols) == 2 and (vols[0].shape, vols[0].fit) != (vols[1].shape, vols[1].fit):

@@ -50,6 +50,9 @@ class LossContext:
     # The dataset's task kind (tasks.TaskKind): its label and KD terms. Passed in, not
     # imported, so losses depend on the core only.
     kind: Any
+    # the trained model's `mil.objective` (None: not a MIL model); "dsmil" replaces the label
+    # term by the paper's two BCE terms (losses/dsmil_objective.py)
+    mil_objective: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,13 @@ class DistillLoss(nn.Module):
         self.label = ctx.kind.label_loss(
             cfg.label_loss, cfg.focal_gamma, ctx.class_counts, ctx.n_train, options=cfg
         )
-        names = [self.label.term_name, "kd", *self.extra_terms]
+        self.objective = None
+        if ctx.mil_objective == "dsmil":
+            from losses.dsmil_objective import DSMILObjective
+
+            self.objective = DSMILObjective(ctx.tasks)
+        label_names = self.objective.term_names if self.objective else (self.label.term_name,)
+        names = [*label_names, "kd", *self.extra_terms]
         dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
         if dup is not None:
             raise ValueError(f"loss {cfg.name}: two terms named {dup!r} (label_loss {cfg.label_loss})")
@@ -155,10 +164,15 @@ class DistillLoss(nn.Module):
         self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
         """alpha * KD + (1 - alpha) * label, summed over tasks (label only without KD); the
-        kind decides both terms (multiclass: T^2 * KL of softmaxes and CE)."""
+        kind decides both terms (multiclass: T^2 * KL of softmaxes and CE). Under the DSMIL
+        paper's objective the label part is its two terms, each weighted by (1 - alpha)."""
         alpha = self.cfg.alpha if (teacher is not None and self.uses_teacher) else 0.0
-        label = sum(self.label(t, student.logits[t], labels[t]) for t in self.ctx.tasks)
-        terms = {self.label.term_name: ((1 - alpha) if self.convex else 1.0) * label}
+        weight = (1 - alpha) if self.convex else 1.0
+        if self.objective is not None:
+            terms = {k: weight * v for k, v in self.objective.terms(student, labels).items()}
+        else:
+            label = sum(self.label(t, student.logits[t], labels[t]) for t in self.ctx.tasks)
+            terms = {self.label.term_name: weight * label}
         if alpha > 0:
             kind, temp = self.ctx.kind, self.cfg.temperature
             terms["kd"] = alpha * sum(
@@ -185,6 +199,8 @@ class DistillLoss(nn.Module):
     def formula(self) -> str:
         """The objective with this run's numbers, e.g. ``L = 0.3*CE + 0.7*T^2*KL(T=4)``."""
         label = self.cfg.label_loss.upper()
+        if self.objective is not None:  # the DSMIL paper's two terms replace the label term
+            label = "(0.5*BCE(max) + 0.5*BCE(bag))"
         if not self.uses_teacher:
             return f"L = 1*{label}"
         alpha = self.cfg.alpha

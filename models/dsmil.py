@@ -18,11 +18,13 @@ For one bag with real instances i = 1..N and classes k = 1..K::
         v_i = relu(W_v dropout(h_i))  if passing_v, else h_i            [V = value_dim]
         b_k = sum_i a_ik v_i                           [K, V]  bag embedding, one row per class
         s_bag = Conv1d(K, K, kernel_size=V)(b)         [K]     bag_logits
-    logits = (s_max + s_bag) / 2                                        the bag score
+    logits = (s_max + s_bag) / 2                                        mean of the two streams
 
-The reference trains with 0.5 * loss(s_max) + 0.5 * loss(s_bag) and predicts from their mean;
-`logits` is that mean, so a single cross-entropy on it is the "mean of the two streams"
-reading. The bag classifier is the reference's Conv1d (weights port one to one): a kernel as
+The network is the reference's; the objective is chosen by `mil.objective` (models/model.py,
+losses/dsmil_objective.py). The reference trains 0.5 * BCE(s_max, Y) + 0.5 * BCE(s_bag, Y) on
+one-hot/multi-hot Y and predicts from s_bag (`mil.objective: dsmil`); kdsweep's default
+(`mean_ce`) trains one label loss (softmax CE, focal, LDAM) on `logits`, the mean above, and
+predicts from it. The bag classifier is the reference's Conv1d (weights port one to one): a kernel as
 long as its input makes it a full linear map from the flattened [K * V] bag embedding to K
 scores (each class score sees every class's embedding), not K separate per-class linears.
 

@@ -6,6 +6,9 @@
 
 D is the fusion width. With `mil.name: dsmil` (bag datasets) the vision backbone encodes each
 instance of a bag and DSMIL (models/dsmil.py) gives the bag's logits; `fused` is its bag embedding.
+Its logits follow `mil.objective`: `mean_ce` (default), the mean of the max-instance and bag
+scores; `dsmil` (the paper's), the bag score alone, with the max-instance scores beside it for
+the objective's second term (losses/dsmil_objective.py).
 With `volume.name` (resnet3d, swin3d: models/volume3d.py) a MONAI 3-D network encodes the whole
 volume (`volume` in the batch) and the task heads read its pooled features, which are `fused`.
 `modalities: image` or `text` is the single-modality ablation: the other
@@ -34,6 +37,7 @@ class KDModel(nn.Module):
         self.role, self.modalities = role, cfg.modalities
         d = cfg.fusion.dim
         self.vision = self.text = self.fusion = self.mil = None
+        self.mil_objective: str | None = None  # what a MIL model trains on (mil.objective)
         self.proj_image = self.proj_text = self.volume = None
         self.tasks = tuple(kind.tasks)
         if cfg.volume.name != "none":  # whole volumes: a 3-D encoder, then the kind's heads
@@ -73,6 +77,7 @@ class KDModel(nn.Module):
             dropout_v=m.dropout_v,
             value_dim=None,
         )
+        self.mil_objective = m.objective
         self.heads = nn.ModuleList()
         self.feature_dim = self.mil.embedding_dim  # the bag embedding: what feature KD terms see
 
@@ -83,11 +88,14 @@ class KDModel(nn.Module):
             return ModelOutput(logits=logits, image=f, text=None, fused=f)
         if self.mil is not None:
             out = self.mil(batch["image"], batch.get("instance_mask"))
+            # the paper predicts (and is distilled) from the bag score; the default from the mean
+            logits = out.bag_logits if self.mil_objective == "dsmil" else out.logits
             return ModelOutput(
-                logits={self.tasks[0]: out.logits},
+                logits={self.tasks[0]: logits},
                 image=out.bag_embedding,
                 text=None,
                 fused=out.bag_embedding,
+                max_logits={self.tasks[0]: out.max_logits},
             )
         v = t = None
         if self.vision is not None:

@@ -120,6 +120,8 @@ def test_brats_study_runs_ensembles_and_reports(tmp_path, monkeypatch, local_ray
     for title in ("DSMIL", "ResNet-3D", "Swin-3D", "Ensemble (mean)", "Ensemble (stacking on validation)"):
         assert f"| {title} | {FOLDS} |" in doc
     assert "## Does the ensemble beat the best single model?" in doc
+    # the DSMIL runs' mil_objective tags reach the document; the 3-D models have no such objective
+    assert "DSMIL objective: DSMIL, DSMIL taught by ResNet-3D (KD): mean of max and bag scores" in doc
     assert (
         "ensemble does not beat the best single model" in doc or "The ensemble beats the best single" in doc
     )

@@ -107,6 +107,27 @@ def test_mil_run_logs_stability_evidence_and_metrics_json(synth_brats, tmp_path,
     assert run.data.params["split.fold"] == "1" and "data/instances_median" in m
 
 
+@pytest.mark.slow
+def test_mil_run_with_the_paper_objective_logs_its_two_terms_and_its_objective(
+    synth_brats, tmp_path, monkeypatch
+):
+    from pipeline.training.run import run_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    cfg = _cfg(synth_brats, "student.mil.objective=dsmil", "loss.name=vanilla", "train.student_epochs=2")
+    result = run_experiment(cfg, say=lambda _: None)
+    client = MlflowClient(uri)
+    run = client.get_run(result.student_run_id)
+    m = run.data.metrics
+    assert {"train/dsmil_max", "train/dsmil_bag", "train/kd"} <= set(m) and "train/ce" not in m
+    assert m["train/dsmil_max"] > 0 and m["train/dsmil_bag"] > 0
+    assert len(client.get_metric_history(run.info.run_id, "train/dsmil_bag")) == 2
+    assert run.data.tags["mil_objective"] == "dsmil" and run.data.params["student.mil.objective"] == "dsmil"
+    teacher = client.get_run(result.teacher_run_id)  # the teacher keeps the default objective
+    assert teacher.data.tags["mil_objective"] == "mean_ce" and "train/ce" in teacher.data.metrics
+
+
 def summary_size(result, client) -> int:
     """Test bags of the run (rows of its predictions file)."""
     import io

@@ -115,6 +115,8 @@ def _brats_run(c, exp, parent: str, stage: str, name: str, fold: int, val: float
 
     tags = {"stage": stage, "phase": name, "fold": str(fold), "seed": "0", "tasks": "grade"}
     tags |= {"sweep_hash": "hb", "mlflow.parentRunId": parent, "mlflow.runName": f"brats-{name}-f{fold}"}
+    if name == "dsmil":  # what pipeline.training.run tags a DSMIL run with
+        tags["mil_objective"] = "mean_ce"
     rid = c.create_run(exp, tags=tags).info.run_id
     m = {f"best_dev/grade/{k}": val - d for k, d in (("auc", 0), ("acc", 0.05), ("balanced_acc", 0.08))}
     m |= {
@@ -124,6 +126,8 @@ def _brats_run(c, exp, parent: str, stage: str, name: str, fold: int, val: float
     if stage == "student":
         m |= {"params": 2e6 * (1 + len(name)), "latency_ms": 3.0 + len(name), "peak_rss_mb": 900.0 + fold}
     params = {"seed": 0, "split.fold": fold, "split.folds": BRATS_FOLDS, "train.monitor": "grade/auc"}
+    if name == "kd_resnet3d_to_dsmil":  # a DSMIL run from before the mil_objective tag: mean_ce
+        params["student.mil.name"] = "dsmil"
     c.log_batch(
         rid,
         metrics=[Metric(k, float(v), 0, 0) for k, v in m.items()],

@@ -78,6 +78,7 @@ def loss_context(data: DataBundle, student: KDModel, teacher: KDModel) -> LossCo
         teacher.feature_dim,
         len(data.splits["train"]),
         data.kind,
+        student.mil_objective,  # the trained model's: the teacher's when the teacher is trained
     )
 
 
@@ -159,7 +160,7 @@ def _sampling(cfg: ExperimentConfig) -> float:
 
 def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
     m = getattr(cfg, role)
-    return {
+    tags = {
         "dataset": cfg.dataset.name,
         "stage": role,
         "fusion": m.fusion.name,
@@ -170,6 +171,9 @@ def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
         "tasks": ",".join(cfg.dataset.tasks),
         "teacher_hash": teacher_hash(cfg),
     }
+    if m.mil.name != "none":  # the objective the run trained with: what the MIL and BraTS reports read
+        tags["mil_objective"] = m.mil.objective
+    return tags
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from reports.plots import roc_figure
 from reports.query import Sweep, predictions, runs_by_id, sweep_text
 from reports.registry import Context, Document, register
 from reports.stats import Diff, Verdicts, fmt, mean_std, paired_folds
+from reports.studies.mil.objective import objective_line
 
 TITLES = {
     "dsmil": "DSMIL",
@@ -135,6 +136,7 @@ def summary_section(s: BratsStudy) -> list[str]:
         "",
         *table(head, rows, "l" + "r" * (len(COLUMNS) + 3)),
         "",
+        *objective_line([(title(m), m) for m in s.singles()]),  # the DSMIL models only
     ]
 
 

@@ -14,6 +14,7 @@ from reports.query import predictions
 from reports.resample import weighted_auc
 from reports.stats import fmt, mean_std
 from reports.studies.mil.data import SUMMARY_KEYS, TEST, VAL, MilStudy, Option, fold_metrics
+from reports.studies.mil.objective import objective_line
 from reports.studies.mil.verdicts import stab, verdict
 
 NAMES = {"balanced_accuracy": "Balanced accuracy", "f1": "F1", "auc": "Test AUC"}
@@ -101,6 +102,8 @@ def _tables(ms: MilStudy) -> list[str]:
         "",
         f"Positive class (sensitivity, specificity, F1): {pos if pos is not None else 'not recorded'}.",
         "",
+        # every model of this study is DSMIL: a run that does not say trained the only objective then
+        *objective_line([(o.short, o) for o in shown], default="mean_ce"),
     ]
 
 
