@@ -28,7 +28,7 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ sweep: data ## a study: make sweep SWEEP=sweeps/<file>.yaml [DATASET= PROFILE= S
 
 sweep-loss: data ## the loss study (seed 000): none/vanilla/combined/crd/rkd/mmd, cross_attention fusion
 	$(PY) -m pipeline sweep sweeps/loss.yaml $(SWEEP_ARGS)
+
+sweep-loss-group: data ## the loss study with the group's own definitions: none/group_vanilla/group_combined
+	$(PY) -m pipeline sweep sweeps/loss-group.yaml $(SWEEP_ARGS)
 
 sweep-fusion: data ## the fusion study (seed 001): 8 fusions x layers x heads
 	$(PY) -m pipeline sweep sweeps/fusion.yaml $(SWEEP_ARGS)
