@@ -125,10 +125,12 @@ bench: setup ## benchmarks (~55 min on 2 cores) -> docs/benchmarks.md + .json [R
 bench-quick: setup ## the benchmarks' small smoke version, checked (~4 min; numbers mean nothing) -> data/bench-quick/
 	KDSWEEP_BENCH_QUICK_OUT=$(CURDIR)/data/bench-quick $(PY) -m pytest -m bench_quick tests/test_bench.py
 
-mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out
+mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out; AUTH=1: with logins (basic-auth)
 	@mkdir -p mlruns/server
 	@echo "export MLFLOW_TRACKING_URI=http://$(HOST):$(PORT)   # then any make sweep-* / make run"
-	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/server/mlflow.db \
+	$(if $(AUTH),@printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///$(CURDIR)/mlruns/server/basic_auth.db\nadmin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\ngrant_default_workspace_access = true\n' > mlruns/server/basic_auth.ini)
+	$(if $(AUTH),MLFLOW_AUTH_CONFIG_PATH=$(CURDIR)/mlruns/server/basic_auth.ini) $(VENV)/bin/mlflow server \
+	  --backend-store-uri sqlite:///$(CURDIR)/mlruns/server/mlflow.db $(if $(AUTH),--app-name basic-auth) \
 	  --serve-artifacts --artifacts-destination $(CURDIR)/mlruns/server/artifacts --host $(HOST) --port $(PORT)
 
 ui: setup ## the MLflow UI on the local store (HOST=127.0.0.1 PORT=5000)

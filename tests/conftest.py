@@ -49,15 +49,18 @@ def _generate(tmp_path_factory, kind: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _served_store_is_mlflows_default(request):
-    """A test reading the served sweep reads its server, also where MLflow resolves a URI itself
-    (a run's logged models behind `list_artifacts`): an earlier test in this process may have set
-    MLflow's process-wide URI to its own store."""
+    """A test reading the served sweep reads its server, with its login, also where MLflow
+    resolves a URI itself (a run's logged models behind `list_artifacts`): an earlier test in
+    this process may have set MLflow's process-wide URI to its own store."""
     if "served_sweep" not in request.fixturenames:
         yield
         return
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    with _use_tracking_uri(request.getfixturevalue("served_sweep").uri):
+    served = request.getfixturevalue("served_sweep")
+    with pytest.MonkeyPatch.context() as mp, _use_tracking_uri(served.uri):
+        for key, value in served.login.items():  # the server asks for the sweep's login
+            mp.setenv(key, value)
         yield
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import free_port, mlflow_server, wait_for
+from support import add_user, free_port, mlflow_server, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).parent / "ray"
@@ -111,7 +111,7 @@ def ray_head() -> Iterator[dict[str, str]]:
     try:
         log, _ = started.communicate(timeout=180)
         assert started.returncode == 0, log[-3000:]
-        yield {"address": f"127.0.0.1:{port}", "token_path": str(token)}
+        yield {"address": f"127.0.0.1:{port}", "token_path": str(token), "temp": str(tmp / "ray")}
     finally:
         for pid in processes(pgid):
             try:
@@ -124,13 +124,17 @@ def ray_head() -> Iterator[dict[str, str]]:
 
 @dataclass(frozen=True)
 class Served:
-    """The shared sweep: the server's URI, the sweep's stdout, its folder (study.yaml, docs/,
-    server/ with the artifacts) and the dataset root it read."""
+    """The shared sweep: the server's URI, the sweep's stdout and stderr, its folder
+    (study.yaml, docs/, server/ with the artifacts), the dataset root it read, and the login
+    it used (the server runs MLflow's basic-auth app; `login` holds the client's variables)."""
 
     uri: str
     stdout: str
     folder: Path
     root: Path
+    login: dict[str, str]
+    stderr: str = ""
+    ray_temp: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -142,8 +146,16 @@ def served_sweep(ray_head, tmp_path_factory, synth_wound) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("served")
     study = loss_study(tmp)
     relative = os.path.relpath(synth_wound, REPO)
-    with mlflow_server(tmp / "server") as uri:
+    admin = secrets.token_urlsafe(18)
+    with mlflow_server(tmp / "server", admin_password=admin) as uri:
+        # a user of its own (not the admin), as on a shared tracking server
+        login = {
+            "MLFLOW_TRACKING_USERNAME": "kdsweep-ci",
+            "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(18),
+        }
+        add_user(uri, admin, login["MLFLOW_TRACKING_USERNAME"], login["MLFLOW_TRACKING_PASSWORD"])
         env = clean_env(
+            **login,
             KDSWEEP_CACHE=str(tmp / "cache"),
             WOUND_ROOT=relative,
             RAY_ADDRESS=ray_head["address"],
@@ -153,4 +165,4 @@ def served_sweep(ray_head, tmp_path_factory, synth_wound) -> Iterator[Served]:
         )
         done = sweep(study, env, "tracking.system_metrics_interval=1")
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        yield Served(uri, done.stdout, tmp, synth_wound)
+        yield Served(uri, done.stdout, tmp, synth_wound, login, done.stderr, ray_head["temp"])

@@ -54,10 +54,38 @@ def wait_for(predicate, timeout: float, what: str, every: float = 1.0) -> None:
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
+AUTH_INI = """[mlflow]
+default_permission = READ
+database_uri = sqlite:///{db}
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+grant_default_workspace_access = true
+auth_cache_ttl_seconds = 60
+"""
+
+
+def add_user(uri: str, admin_password: str, username: str, password: str) -> None:
+    """A user of the basic-auth server at `uri`, created by its admin through the REST API."""
+    import base64
+    import json
+    import urllib.request
+
+    basic = base64.b64encode(f"admin:{admin_password}".encode()).decode()
+    req = urllib.request.Request(
+        f"{uri}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert json.loads(r.read())["user"]["username"] == username
+
+
 @contextmanager
-def mlflow_server(folder: Path) -> Iterator[str]:
+def mlflow_server(folder: Path, admin_password: str = "") -> Iterator[str]:
     """A real `mlflow server` (sqlite behind it, artifacts proxied into `folder`) on a free
-    port; its URI. Stopped (its process group only) on exit."""
+    port; its URI. With `admin_password`, MLflow's basic-auth app (`--app-name basic-auth`,
+    mlflow[auth]): its users in folder/basic_auth.db, user `admin` with that password; the
+    password reaches the server by environment only. Stopped (its process group only) on exit."""
     import os
     import signal
     import subprocess
@@ -80,11 +108,12 @@ def mlflow_server(folder: Path) -> Iterator[str]:
             str(port),
             "--workers",
             "1",
+            *(["--app-name", "basic-auth"] if admin_password else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={**os.environ, **SERVER_ENV},
+        env={**os.environ, **SERVER_ENV, **_auth_env(folder, admin_password)},
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -100,6 +129,22 @@ def mlflow_server(folder: Path) -> Iterator[str]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _auth_env(folder: Path, admin_password: str) -> dict[str, str]:
+    """The basic-auth app's settings: its config file, a Flask secret, the admin's password."""
+    import secrets
+
+    if not admin_password:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    ini = folder / "basic_auth.ini"
+    ini.write_text(AUTH_INI.format(db=folder / "basic_auth.db"))
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+    }
 
 
 def sweep_cli(

@@ -7,6 +7,7 @@ shared with tests/test_mlflow_ui.py; they stop exactly the processes they starte
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -105,3 +106,43 @@ def test_job_environment_has_absolute_roots_and_the_store(monkeypatch, tmp_path)
     assert env["KDSWEEP_CACHE"] == str(tmp_path / "cache")
     assert env["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN_PATH" not in env
     assert env["MLFLOW_TRACKING_URI"].startswith(f"sqlite:///{REPO / 'mlruns' / 'mlflow.db'}")
+    # an MLflow login never goes into the job's runtime_env (Ray's job table): see share_credentials
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "someone")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-password-of-12")
+    assert not {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} & set(job_env())
+
+
+def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                data = path.read_bytes()
+            except OSError:  # a socket or a file Ray removed meanwhile
+                continue
+            found += [f"{path}: {n[:4]!r}..." for n in needles if n in data]
+    return found
+
+
+def test_the_login_of_an_authenticated_server_is_written_nowhere(served_sweep):
+    """The served sweep logged into MLflow's basic-auth app as a user of its own (tests/served.py);
+    its trials on the Ray head got the login from the driver in memory (cluster.share_credentials).
+    Neither the password nor the user:password pair is in the store, its artifacts, the documents,
+    the sweep's output, Ray Tune's storage, Ray's logs and session files, or the job table."""
+    login = served_sweep.login
+    password = login["MLFLOW_TRACKING_PASSWORD"]
+    pair = f"{login['MLFLOW_TRACKING_USERNAME']}:{password}"
+    needles = [password.encode(), pair.encode()]
+    assert password not in served_sweep.stdout + served_sweep.stderr
+    leaks = _files_holding(served_sweep.folder, needles)  # store, artifacts, docs, cache
+    leaks += _files_holding(Path(served_sweep.ray_temp), needles)  # Ray's logs and session files
+    client = MlflowClient(served_sweep.uri)
+    (parent,) = runs_by_stage(client, "sweep")
+    tune = REPO / "data" / "ray_results"
+    for folder in tune.glob(f"*-{parent.info.run_id[:8]}-*"):  # this sweep's Ray Tune storage
+        leaks += _files_holding(folder, needles)
+    assert not leaks, leaks
+    # the runs were written by the trials: the login reached them on the node
+    assert runs_by_stage(client, "student") and all(
+        r.info.status == "FINISHED" for r in runs_by_stage(client, "student")
+    )

@@ -5,6 +5,7 @@ Digests and the report's warning are also pinned on their own, on real files."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -20,9 +21,18 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _login() -> dict[str, str]:
+    """The served sweep's login (set by conftest for tests that read it), as a Basic header."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not user:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 def _get(uri: str, endpoint: str, **params) -> dict:
     query = urllib.parse.urlencode(params)
-    with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/{endpoint}?{query}", timeout=30) as r:
+    req = urllib.request.Request(f"{uri}/api/2.0/mlflow/{endpoint}?{query}", headers=_login())
+    with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
 
@@ -30,7 +40,7 @@ def _post(uri: str, endpoint: str, body: dict) -> dict:
     req = urllib.request.Request(
         f"{uri}/api/2.0/mlflow/{endpoint}",
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **_login()},
     )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())

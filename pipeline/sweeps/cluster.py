@@ -42,6 +42,12 @@ PASS_ENV = (
     "RAY_AUTH_MODE",
     "RAY_AUTH_TOKEN",
 )
+# MLflow's client credentials (an authenticated tracking server). On a cluster they travel in
+# memory (`share_credentials`), never in the job's runtime_env: Ray keeps that in its job table,
+# where anyone who lists the cluster's jobs reads it.
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+HOLDER = "kdsweep-credentials"  # the named actor of a sweep's job that holds them
+_HELD: list = []  # its handle, for as long as the driver runs
 PATHS = ("KDSWEEP_CACHE", "KDSWEEP_SWEEPS_DIR", "HF_HOME", "MINILM_DIR")
 EXCLUDES = [".venv", "data", "mlruns", "docs", ".git", "**/__pycache__"]
 
@@ -110,6 +116,47 @@ def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
     finally:
         if wait is None:
             os.environ.pop("RAY_gcs_server_port_wait_time_s", None)
+    share_credentials()
+
+
+def share_credentials() -> None:
+    """The driver's MLflow credentials (CREDENTIALS), held by a named actor of this job for the
+    trials on every node (`credentials`). The actor lives as long as the job and asks for no CPU;
+    nothing is written: not the runtime_env, a trial's config (Ray Tune's storage) or a log."""
+    import ray
+
+    values = {k: os.environ[k] for k in CREDENTIALS if os.environ.get(k)}
+    if not values:
+        return
+
+    @ray.remote(num_cpus=0)
+    class Holder:
+        def __init__(self) -> None:
+            self.values: dict[str, str] = {}
+
+        def put(self, values: dict[str, str]) -> None:
+            self.values = values
+
+        def get(self) -> dict[str, str]:
+            return self.values
+
+    # the values go in a call, not the constructor: Ray keeps an actor's creation spec. The
+    # handle is kept: an actor whose last handle goes out of scope is ended, named or not.
+    holder = Holder.options(name=HOLDER).remote()
+    ray.get(holder.put.remote(values))
+    _HELD.append(holder)
+
+
+def credentials() -> dict[str, str]:
+    """In a trial: the credentials its driver shares (`share_credentials`), or none (a Ray of
+    the sweep's own: its workers inherited the driver's environment)."""
+    import ray
+
+    try:
+        holder = ray.get_actor(HOLDER)
+    except ValueError:
+        return {}
+    return ray.get(holder.get.remote())
 
 
 @contextmanager

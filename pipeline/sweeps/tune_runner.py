@@ -76,8 +76,11 @@ def _guarded(stage: str, body, config: dict) -> None:
     """Run a trial body. Its own errors (bad data, a model that fails to build, NaN loss) are
     final: reported as the trial's result, so that Ray's retries (FailureConfig) only repeat
     trials whose worker or node died. The run itself is already FAILED with its reason."""
+    from pipeline.sweeps.cluster import credentials
+
     config = {**config.get("trial", {}), **config}
     os.environ.update(config.get("env", {}))  # this sweep's store, cache and roots (cluster.trial_env)
+    os.environ.update(credentials())  # an authenticated tracking server's login, from memory
     _threads(config["cpu"])
     try:
         body(config)
