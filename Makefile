@@ -26,7 +26,9 @@ export KDSWEEP_UI_PORT = $(PORT)
 .DEFAULT_GOAL := help
 SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
-SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+# VERBOSE=1: Ray's and Ray Tune's own output too (status table, trials' stdout, INFO logs)
+VERBOSE ?=
+SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter-out 0,$(VERBOSE)),--verbose) $(ARGS)
 
 .PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
 
@@ -69,7 +71,7 @@ data/synthetic-%/.done: pipeline/data/synth/__init__.py pipeline/data/synth/medp
 
 demo: data ## set up, generate data, run the loss study (tiny models, CPU) and say where to look
 	$(PY) -m pipeline.data describe synthetic-wound
-	$(PY) -m pipeline sweep sweeps/loss.yaml --dataset synthetic-wound --profile tiny
+	$(PY) -m pipeline sweep sweeps/loss.yaml --dataset synthetic-wound --profile tiny $(if $(filter-out 0,$(VERBOSE)),--verbose)
 	@echo ""
 	@echo "Done. The comparison documents are in docs/ (start at docs/index.md: docs/loss_explore.md,"
 	@echo "docs/results.csv, plots in docs/img/). Runs are in mlruns/mlflow.db, grouped under the sweep's"
@@ -78,7 +80,7 @@ demo: data ## set up, generate data, run the loss study (tiny models, CPU) and s
 run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
 
-sweep: data ## a study: make sweep SWEEP=sweeps/<file>.yaml [DATASET= PROFILE= SEEDS= ARGS="key=value"]
+sweep: data ## a study: make sweep SWEEP=sweeps/<file>.yaml [DATASET= PROFILE= SEEDS= VERBOSE=1 ARGS="key=value"]
 	$(PY) -m pipeline sweep $(SWEEP) $(SWEEP_ARGS)
 
 sweep-loss: data ## the loss study (seed 000): none/vanilla/combined/crd/rkd/mmd, cross_attention fusion

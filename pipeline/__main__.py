@@ -2,6 +2,7 @@
 
     python -m pipeline run <experiment.yaml|name> [key=value ...] [--retrain-teacher] [--no-track]
     python -m pipeline sweep <study.yaml|name> [key=value ...] [--dataset D --profile P --seeds N]
+                                             [--verbose]
     python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
     python -m pipeline links                  # each experiment's runs page in the MLflow UI
 
@@ -13,15 +14,36 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import KdsweepError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+PIPED_WIDTH = 160  # tables in logs and CI: wide enough not to fold a configuration's label
+
+
+def _console() -> Console:
+    """rich's console for stdout: tables as wide as the terminal, or PIPED_WIDTH when stdout is
+    not one (rich would assume 80 columns). Its lines go out with soft_wrap (see `_say`)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPED_WIDTH)
+
+
+def _say(console: Console) -> Callable[[str], None]:
+    """Print one line as one line: rich otherwise breaks a line at the console's width, which
+    splits paths and URIs in logs (a terminal folds long lines itself). Not for tables: they
+    need the width."""
+    return lambda text: console.print(text, soft_wrap=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -37,12 +59,13 @@ def _run(args: argparse.Namespace) -> int:
     # reported in about a second
     from pipeline.training.run import run_experiment
 
-    console = Console(stderr=False)
-    console.print(
+    console = _console()
+    say = _say(console)
+    say(
         f"[bold]kdsweep run[/] {cfg.name}: dataset {cfg.dataset.name}, profile {cfg.profile}, "
         f"loss {cfg.loss.name} (alpha {cfg.loss.alpha}, T {cfg.loss.temperature}), seed {cfg.seed}"
     )
-    console.print(f"MLflow: {tracking_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}")
+    say(f"MLflow: {tracking_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}")
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -63,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 
     with progress:
         result = run_experiment(
-            cfg, retrain_teacher=args.retrain_teacher, say=progress.console.print, on_epoch=on_epoch
+            cfg, retrain_teacher=args.retrain_teacher, say=_say(progress.console), on_epoch=on_epoch
         )
     for bar in bars.values():  # early stopping: show the bar as done
         progress.update(bar, total=progress.tasks[bar].completed)
@@ -78,32 +101,33 @@ def _run(args: argparse.Namespace) -> int:
         table.add_row(key, fmt(t) if t is not None else "-", fmt(s) if s is not None else "-")
     console.print(table)
     if not tracking.enabled():
-        console.print("tracking was off (--no-track): nothing was recorded")
+        say("tracking was off (--no-track): nothing was recorded")
         return 0
     reused = " (reused)" if result.teacher_reused else ""
-    console.print(f"teacher run {result.teacher_run_id}{reused}   student run {result.student_run_id}")
-    console.print(tracking.open_hint(experiment_name(cfg)), soft_wrap=True)
+    say(f"teacher run {result.teacher_run_id}{reused}   student run {result.student_run_id}")
+    say(tracking.open_hint(experiment_name(cfg)))
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from pipeline import tracking
+    from pipeline.sweeps.output import VERBOSE
     from pipeline.sweeps.sweep import run_sweep
     from pipeline.tracking import tracking_uri
 
-    console = Console()
-    if not console.is_terminal:  # logs and CI: do not fold the summary into 80 columns
-        console = Console(width=160)
+    if args.verbose:  # read where Ray starts and each batch runs (pipeline.sweeps.output)
+        os.environ[VERBOSE] = "1"
+    console = _console()
+    say = _say(console)
     extra = [
         *([f"dataset={args.dataset}"] if args.dataset else []),
         *([f"profile={args.profile}"] if args.profile else []),
         *args.overrides,
     ]
-    console.print(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking_uri()}")
-    result = run_sweep(args.study, extra, args.seeds, say=console.print)
+    say(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking_uri()}")
+    result = run_sweep(args.study, extra, args.seeds, say=say)
     order = "in the plan's order" if result.phases else f"sorted by {result.metric}"
     table = Table(title=f"sweep summary, {order} (dev; test shown, never used to choose)")
     for col in ("#", "configuration", "status", result.metric, "test avg F1", "run id / error"):
@@ -114,23 +138,21 @@ def _sweep(args: argparse.Namespace) -> int:
     console.print(table)
     for p in result.phases:
         if p["chosen"]:
-            console.print(
+            say(
                 f"phase {p['name']}: started from {p['chosen']['exp_id']} "
                 f"(best mean {result.metric} {p['chosen']['dev']:.4f} in {', '.join(p['best_of'])})"
             )
-    console.print(
+    say(
         f"parent run {result.parent_run_id} in MLflow experiment {result.experiment}; "
         f"{result.teachers_trained} teacher(s) trained"
         + (f", {result.teachers_failed} teacher(s) FAILED" if result.teachers_failed else "")
     )
-    console.print(tracking.open_hint(result.experiment), soft_wrap=True)  # grouped under the parent run
+    say(tracking.open_hint(result.experiment))  # grouped under the parent run
     if not args.no_report:  # each sweep ends by regenerating the comparison documents
         from reports.__main__ import build
 
         written = build(args.docs, log_figures=True)  # the sweep's figures travel with its parent run
-        console.print(
-            f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})"
-        )
+        say(f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})")
     return 1 if any(r.status == "FAILED" for r in result.rows) and not args.allow_failures else 0
 
 
@@ -155,8 +177,8 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line: options and sub-commands; every key=value is an override."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="kdsweep: multimodal KD sweeps")
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train a teacher (or reuse it), distil a student, evaluate, track")
@@ -180,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--allow-failures", action="store_true", help="exit 0 even when some trials failed")
     w.add_argument("--no-report", action="store_true", help="do not regenerate the documents at the end")
     w.add_argument("--docs", type=Path, default=DOCS, help="where the documents go (default: docs/)")
+    w.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Ray's and Ray Tune's own output: status table, trials' stdout, INFO logs",
+    )
     w.set_defaults(func=_sweep)
     c = sub.add_parser("config", help="print the resolved config and its hash")
     c.add_argument("experiment")
@@ -188,10 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     ln = sub.add_parser("links", help="the MLflow UI link to each experiment's runs (what `make ui` prints)")
     ln.set_defaults(func=_links)
     # key=value overrides may come before, between or after options (make passes options first)
-    argv = list(sys.argv[1:] if argv is None else argv)
     is_override = ["=" in a and not a.startswith("-") for a in argv]
     args = parser.parse_args([a for a, o in zip(argv, is_override, strict=True) if not o])
     args.overrides = [a for a, o in zip(argv, is_override, strict=True) if o]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except KdsweepError as e:

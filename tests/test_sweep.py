@@ -4,6 +4,7 @@ store of an `mlflow server` is tested with the cluster, tests/test_cluster.py)."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,13 +108,16 @@ def test_invalid_combination_is_refused_before_any_trial(tmp_path, synth_wound, 
 
 def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wound, kdsweep_cache):
     """kill -9 the driver after a trial finished; the same command resumes: failures stay
-    isolated, nothing runs twice, nothing is left RUNNING."""
+    isolated, nothing runs twice, nothing is left RUNNING. What the resumed sweep prints is
+    kdsweep's own lines only (pipeline.sweeps.output)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     # num_heads=3 does not divide the ViT width 64: that trial raises inside timm at build time
     space = {"loss.name": ["none", "vanilla"], "student.vision.kwargs.num_heads": [2, 3]}
     study = _study(tmp_path, space, max_concurrent=1)
-    env = _env(uri, kdsweep_cache)
+    # as a new user's shell: ray.init in this process (another test's) set RAY_AUTH_MODE=token,
+    # which would keep Ray from printing its token notice whether kdsweep hides it or not
+    env = {k: v for k, v in _env(uri, kdsweep_cache).items() if k not in ("RAY_AUTH_MODE", "KDSWEEP_VERBOSE")}
     driver = subprocess.Popen(
         _sweep_cmd(study, synth_wound),
         cwd=REPO,
@@ -139,6 +143,7 @@ def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wou
     )
     assert second.returncode == 1, second.stderr[-2000:]  # failed trials remain: non-zero exit
     assert "FINISHED earlier" in second.stdout
+    _assert_quiet(second.stdout + second.stderr)
     students = runs_by_stage(client, "student")
     assert not [r for r in students if r.info.status == "RUNNING"]
     finished = [r for r in students if r.info.status == "FINISHED"]
@@ -154,3 +159,15 @@ def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wou
     assert len(runs_by_stage(client, "teacher")) == 1
     parents = [r for r in runs_by_stage(client, "sweep")]
     assert len(parents) == 2 and {p.info.status for p in parents} == {"KILLED", "FINISHED"}
+
+
+def _assert_quiet(out: str) -> None:
+    """Only kdsweep's lines: no Tune status table, no token notice, no Ray INFO log lines; a line
+    longer than any terminal (the command's header with its overrides) is still one line."""
+    assert "== Status ==" not in out and "Token authentication" not in out
+    assert "Started a local Ray instance" not in out
+    assert not re.search(r"\tINFO \S+\.py:\d+ -- ", out), out[-3000:]  # Ray's log format
+    header = [line for line in out.splitlines() if line.startswith("kdsweep sweep ")]
+    assert len(header) == 1 and "train.device=cpu" in header[0] and "   MLflow: sqlite:///" in header[0]
+    for event in ("RUNNING", "TERMINATED"):  # one line per trial event (a trial's error is a result)
+        assert re.search(rf"^\[\w+\] {event} +\S", out, re.M), out[-3000:]

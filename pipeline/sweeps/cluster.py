@@ -85,6 +85,8 @@ def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
     machine, the first `warm_slots` workers import `warm_modules` as they start (warm)."""
     import ray
 
+    from pipeline.sweeps.output import local_auth_notice_dropped, ray_init_options
+
     if ray.is_initialized():
         return
     log = logging.getLogger("ray._private.worker")
@@ -98,8 +100,9 @@ def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
         # "local": a Ray of this sweep's own. Plain ray.init() would join whatever `ray start`
         # left on this machine (/tmp/ray/ray_current_cluster), and hang on a stale one. Its
         # processes inherit the job's environment (no runtime_env: see pipeline.sweeps.warm).
-        with _environ({**env, **warm.environment(warm_modules, warm_slots)}):
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        # Ray turns token authentication on for it and says so on every run: kept, not said.
+        with _environ({**env, **warm.environment(warm_modules, warm_slots)}), local_auth_notice_dropped():
+            ray.init(address="local", include_dashboard=False, **ray_init_options())
         return
     _probe(cluster)
     runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}
@@ -110,7 +113,7 @@ def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
     try:
         with _stderr_captured() as captured:
             try:
-                ray.init(address=cluster, runtime_env=runtime_env, log_to_driver=False)
+                ray.init(address=cluster, runtime_env=runtime_env, **ray_init_options())
             except Exception as e:
                 raise ClusterError(_explain(cluster, captured(), e)) from None
     finally:

@@ -17,6 +17,8 @@ from typing import Any
 
 from ray import tune
 
+from pipeline.sweeps.output import verbose
+
 # Tune's CSV/JSON loggers are off (pipeline.sweeps: MLflow records every run), so the result grid
 # it builds at the end finds no result.json and warns once per trial; the results it hands back
 # come from the trials themselves.
@@ -296,12 +298,15 @@ def run_trials(
         from ray.tune.schedulers import ASHAScheduler
 
         scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2)
-    reporter = tune.CLIReporter(
-        metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev metric"},
-        parameter_columns={"trial/label": "config"} if optuna is None else list(columns),
-        max_report_frequency=60,
-        max_column_length=60,
-    )
+    # Tune's status table only with --verbose (pipeline.sweeps.output): Progress says the same
+    reporter = None
+    if verbose():
+        reporter = tune.CLIReporter(
+            metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev metric"},
+            parameter_columns={"trial/label": "config"} if optuna is None else list(columns),
+            max_report_frequency=60,
+            max_column_length=60,
+        )
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
@@ -322,7 +327,7 @@ def run_trials(
             storage_path=str(PROJECT_ROOT / "data" / "ray_results"),
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=retries),
-            verbose=1,
+            verbose=1 if reporter is not None else 0,
             callbacks=[Progress(experiment, tags)],
         ),
     )
