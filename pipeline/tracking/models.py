@@ -4,6 +4,7 @@ MLflow are imported by the calls that need them, never with the module."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import tempfile
@@ -75,7 +76,10 @@ def register(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
     import mlflow
 
     client()  # the tracking URI, set
-    version = mlflow.register_model(model_uri, name, tags=dict(tags), await_registration_for=60)
+    # MLflow prints "Successfully registered model ..." / "Created version ..." to stderr itself;
+    # the sweep says it in its own line (errors still raise, with MLflow's message)
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = mlflow.register_model(model_uri, name, tags=dict(tags), await_registration_for=60)
     return str(version.version)
 
 

@@ -8,6 +8,7 @@ builds on this one and it imports none of them: the package's bottom layer.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
@@ -79,6 +80,8 @@ def client() -> MlflowClient:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    # a new sqlite store's schema is made here; MLflow's INFO lines about it say nothing to a user
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     c = MlflowClient(uri)
     if db is not None:  # first client for this database (cached below)
         c.search_experiments(max_results=1)  # creates the schema on first use
