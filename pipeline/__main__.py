@@ -4,6 +4,10 @@
     python -m pipeline sweep <study.yaml|name> [key=value ...] [--dataset D --profile P --seeds N]
     python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
     python -m pipeline links                  # each experiment's runs page in the MLflow UI
+    python -m pipeline check-store            # can the MLflow store be reached and written?
+
+`run` (unless --no-track) and `sweep` check the store first (pipeline.tracking.reach): a tracking
+server that is down or a store folder that cannot be written is one line within seconds.
 
 User errors print one line (``error: ...``) and exit 2; a failed run exits 1.
 """
@@ -20,7 +24,19 @@ from core.errors import KdsweepError
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
+def _check_store() -> None:
+    """Before anything else, the store this command writes to: a server that is down or a
+    folder that cannot be written is one line in seconds, not MLflow's minutes of retries."""
+    from pipeline import tracking
+
+    if tracking.enabled():  # --no-track (KDSWEEP_TRACKING=off) writes nothing: nothing to check
+        tracking.check_store()
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.no_track:
+        os.environ["KDSWEEP_TRACKING"] = "off"
+    _check_store()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -28,10 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline import tracking
     from pipeline.config.identity import experiment_name
     from pipeline.config.loader import load_experiment
-    from pipeline.tracking import tracking_uri
 
-    if args.no_track:
-        os.environ["KDSWEEP_TRACKING"] = "off"
     cfg = load_experiment(args.experiment, args.overrides)
     # only a valid config pays for torch and the training stack (~10 s on 2 cores): a typo is
     # reported in about a second
@@ -42,7 +55,9 @@ def _run(args: argparse.Namespace) -> int:
         f"[bold]kdsweep run[/] {cfg.name}: dataset {cfg.dataset.name}, profile {cfg.profile}, "
         f"loss {cfg.loss.name} (alpha {cfg.loss.alpha}, T {cfg.loss.temperature}), seed {cfg.seed}"
     )
-    console.print(f"MLflow: {tracking_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}")
+    console.print(
+        f"MLflow: {tracking.display_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}"
+    )
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -87,12 +102,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    _check_store()
     from rich.console import Console
     from rich.table import Table
 
     from pipeline import tracking
     from pipeline.sweeps.sweep import run_sweep
-    from pipeline.tracking import tracking_uri
 
     console = Console()
     if not console.is_terminal:  # logs and CI: do not fold the summary into 80 columns
@@ -102,7 +117,7 @@ def _sweep(args: argparse.Namespace) -> int:
         *([f"profile={args.profile}"] if args.profile else []),
         *args.overrides,
     ]
-    console.print(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking_uri()}")
+    console.print(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking.display_uri()}")
     result = run_sweep(args.study, extra, args.seeds, say=console.print)
     order = "in the plan's order" if result.phases else f"sorted by {result.metric}"
     table = Table(title=f"sweep summary, {order} (dev; test shown, never used to choose)")
@@ -146,6 +161,15 @@ def _links(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    """What `make run` and `make sweep-*` ask before generating data: can the store be written?"""
+    from pipeline import tracking
+
+    tracking.check_store()
+    print(f"MLflow store ok: {tracking.display_uri()}")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     from pipeline.config.loader import config_hash, dump_yaml, load_experiment
 
@@ -185,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("experiment")
     c.add_argument("overrides", nargs="*")
     c.set_defaults(func=_config)
+    ck = sub.add_parser(
+        "check-store", help="can the MLflow store be reached and written? (run and sweep ask first)"
+    )
+    ck.set_defaults(func=_check)
     ln = sub.add_parser("links", help="the MLflow UI link to each experiment's runs (what `make ui` prints)")
     ln.set_defaults(func=_links)
     # key=value overrides may come before, between or after options (make passes options first)
