@@ -30,7 +30,7 @@ SEEDS ?=
 VERBOSE ?=
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter-out 0,$(VERBOSE)),--verbose) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server check-store clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ data/synthetic-%/.done: pipeline/data/synth/__init__.py pipeline/data/synth/medp
 	$(PY) -m pipeline.synth $* --out data/synthetic-$*
 	@touch $@
 
-demo: data ## set up, generate data, run the loss study (tiny models, CPU) and say where to look
+demo: check-store data ## set up, generate data, run the loss study (tiny models, CPU) and say where to look
 	$(PY) -m pipeline.data describe synthetic-wound
 	$(PY) -m pipeline sweep sweeps/loss.yaml --dataset synthetic-wound --profile tiny $(if $(filter-out 0,$(VERBOSE)),--verbose)
 	@echo ""
@@ -77,44 +77,44 @@ demo: data ## set up, generate data, run the loss study (tiny models, CPU) and s
 	@echo "docs/results.csv, plots in docs/img/). Runs are in mlruns/mlflow.db, grouped under the sweep's"
 	@echo "parent run: make ui, then open the runs link printed above (the \"Model training\" view)"
 
-run: data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
+run: check-store data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)
 
-sweep: data ## a study: make sweep SWEEP=sweeps/<file>.yaml [DATASET= PROFILE= SEEDS= VERBOSE=1 ARGS="key=value"]
+sweep: check-store data ## a study: make sweep SWEEP=sweeps/<file>.yaml [DATASET= PROFILE= SEEDS= VERBOSE=1 ARGS="key=value"]
 	$(PY) -m pipeline sweep $(SWEEP) $(SWEEP_ARGS)
 
-sweep-loss: data ## the loss study (seed 000): none/vanilla/combined/crd/rkd/mmd, cross_attention fusion
+sweep-loss: check-store data ## the loss study (seed 000): none/vanilla/combined/crd/rkd/mmd, cross_attention fusion
 	$(PY) -m pipeline sweep sweeps/loss.yaml $(SWEEP_ARGS)
 
-sweep-loss-group: data ## the loss study with the group's own definitions: none/group_vanilla/group_combined
+sweep-loss-group: check-store data ## the loss study with the group's own definitions: none/group_vanilla/group_combined
 	$(PY) -m pipeline sweep sweeps/loss-group.yaml $(SWEEP_ARGS)
 
-sweep-fusion: data ## the fusion study (seed 001): 8 fusions x layers x heads
+sweep-fusion: check-store data ## the fusion study (seed 001): 8 fusions x layers x heads
 	$(PY) -m pipeline sweep sweeps/fusion.yaml $(SWEEP_ARGS)
 
-sweep-kd: data ## the KD study (seed 004): temperature x alpha grid
+sweep-kd: check-store data ## the KD study (seed 004): temperature x alpha grid
 	$(PY) -m pipeline sweep sweeps/kd.yaml $(SWEEP_ARGS)
 
-sweep-backbone: data ## the backbone study: student vision x text backbones
+sweep-backbone: check-store data ## the backbone study: student vision x text backbones
 	$(PY) -m pipeline sweep sweeps/backbone.yaml $(SWEEP_ARGS)
 
 sweep-students: PROFILE = group
-sweep-students: data ## the group's 16 students x KD/no-KD, ViT-B/16+Bio_ClinicalBERT teacher (hub weights: HF_HUB_OFFLINE=0; GPU in practice)
+sweep-students: check-store data ## the group's 16 students x KD/no-KD, ViT-B/16+Bio_ClinicalBERT teacher (hub weights: HF_HUB_OFFLINE=0; GPU in practice)
 	$(PY) -m pipeline sweep sweeps/students.yaml $(SWEEP_ARGS)
 
 sweep-mil: DATASET = synthetic-brats
 sweep-mil: PROFILE = mil-tiny
-sweep-mil: data ## the dual-stream MIL loss study (seed 002): CE+sampler / focal / LDAM+DRW / KD, 5-fold CV [DATASET=brats PROFILE=mil]
+sweep-mil: check-store data ## the dual-stream MIL loss study (seed 002): CE+sampler / focal / LDAM+DRW / KD, 5-fold CV [DATASET=brats PROFILE=mil]
 	$(PY) -m pipeline sweep sweeps/mil.yaml $(SWEEP_ARGS)
 
 sweep-brats: DATASET = synthetic-brats
 sweep-brats: PROFILE = brats3d-tiny
-sweep-brats: data ## seed 002's models: DSMIL, ResNet-3D, Swin-3D, 5-fold CV, a 3-D teacher for DSMIL, the ensemble [DATASET=brats PROFILE=brats3d]
+sweep-brats: check-store data ## seed 002's models: DSMIL, ResNet-3D, Swin-3D, 5-fold CV, a 3-D teacher for DSMIL, the ensemble [DATASET=brats PROFILE=brats3d]
 	$(PY) -m pipeline sweep sweeps/brats.yaml $(SWEEP_ARGS)
 
 sweep-xlite: DATASET = synthetic-chestxray
 sweep-xlite: PROFILE = xlite-tiny
-sweep-xlite: data ## the X-Lite chest X-ray study (seed 004): baselines, KD grid, sensitivity, CV, final [DATASET=chestxray PROFILE=xlite]
+sweep-xlite: check-store data ## the X-Lite chest X-ray study (seed 004): baselines, KD grid, sensitivity, CV, final [DATASET=chestxray PROFILE=xlite]
 	$(PY) -m pipeline sweep sweeps/xlite.yaml $(SWEEP_ARGS)
 
 report: setup ## rebuild docs/*.md, docs/results.csv and docs/img from the MLflow database [SWEEP_ID=run id]
@@ -126,6 +126,10 @@ bench: setup ## benchmarks (~55 min on 2 cores) -> docs/benchmarks.md + .json [R
 
 bench-quick: setup ## the benchmarks' small smoke version, checked (~4 min; numbers mean nothing) -> data/bench-quick/
 	KDSWEEP_BENCH_QUICK_OUT=$(CURDIR)/data/bench-quick $(PY) -m pytest -m bench_quick tests/test_bench.py
+
+# run (unless ARGS has --no-track), sweeps and demo ask this first, before `data` or any work
+check-store: setup ## can the MLflow store (MLFLOW_TRACKING_URI, else mlruns/) be reached and written? one line in seconds
+	@$(if $(findstring --no-track,$(ARGS)),:,$(PY) -m pipeline check-store)
 
 mlflow-server: setup ## an MLflow tracking server (sqlite behind it, artifacts proxied) to try scale-out; AUTH=1: with logins (basic-auth)
 	@mkdir -p mlruns/server

@@ -27,6 +27,10 @@ class DataError(KdsweepError):
     """A dataset on disk is missing, malformed or inconsistent."""
 
 
+class TrackingError(KdsweepError):
+    """The MLflow store at MLFLOW_TRACKING_URI cannot be reached or written."""
+
+
 class ClusterError(KdsweepError):
     """The Ray cluster at RAY_ADDRESS cannot be reached or refuses this client."""
 

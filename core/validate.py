@@ -108,7 +108,8 @@ def _convert_dataclass(cls: type, value: Any, key: str, origins: Mapping[str, st
     if not isinstance(value, Mapping):
         raise _fail(key, f"expected a section (mapping), got {_describe(value)}", origins, where)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # an `internal` field is the program's own (where keys were written), never a config key
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for name in value:
         if name not in fields:
             k = f"{prefix}{name}"

@@ -5,6 +5,10 @@
                                              [--verbose]
     python -m pipeline config <experiment.yaml|name> [key=value ...]     # resolved config + hash
     python -m pipeline links                  # each experiment's runs page in the MLflow UI
+    python -m pipeline check-store            # can the MLflow store be reached and written?
+
+`run` (unless --no-track) and `sweep` check the store first (pipeline.tracking.reach): a tracking
+server that is down or a store folder that cannot be written is one line within seconds.
 
 User errors print one line (``error: ...``) and exit 2; a failed run exits 1.
 """
@@ -43,17 +47,26 @@ def _say(console: Console) -> Callable[[str], None]:
     return lambda text: console.print(text, soft_wrap=True)
 
 
+def _check_store() -> None:
+    """Before anything else, the store this command writes to: a server that is down or a
+    folder that cannot be written is one line in seconds, not MLflow's minutes of retries."""
+    from pipeline import tracking
+
+    if tracking.enabled():  # --no-track (KDSWEEP_TRACKING=off) writes nothing: nothing to check
+        tracking.check_store()
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.no_track:
+        os.environ["KDSWEEP_TRACKING"] = "off"
+    _check_store()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from pipeline import tracking
     from pipeline.config.identity import experiment_name
     from pipeline.config.loader import load_experiment
-    from pipeline.tracking import tracking_uri
 
-    if args.no_track:
-        os.environ["KDSWEEP_TRACKING"] = "off"
     cfg = load_experiment(args.experiment, args.overrides)
     # only a valid config pays for torch and the training stack (~10 s on 2 cores): a typo is
     # reported in about a second
@@ -65,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         f"[bold]kdsweep run[/] {cfg.name}: dataset {cfg.dataset.name}, profile {cfg.profile}, "
         f"loss {cfg.loss.name} (alpha {cfg.loss.alpha}, T {cfg.loss.temperature}), seed {cfg.seed}"
     )
-    say(f"MLflow: {tracking_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}")
+    say(f"MLflow: {tracking.display_uri() if tracking.enabled() else 'off (--no-track): nothing recorded'}")
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -110,12 +123,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    _check_store()
     from rich.table import Table
 
     from pipeline import tracking
     from pipeline.sweeps.output import VERBOSE
     from pipeline.sweeps.sweep import run_sweep
-    from pipeline.tracking import tracking_uri
 
     if args.verbose:  # read where Ray starts and each batch runs (pipeline.sweeps.output)
         os.environ[VERBOSE] = "1"
@@ -126,7 +139,7 @@ def _sweep(args: argparse.Namespace) -> int:
         *([f"profile={args.profile}"] if args.profile else []),
         *args.overrides,
     ]
-    say(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking_uri()}")
+    say(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking.display_uri()}")
     result = run_sweep(args.study, extra, args.seeds, say=say)
     order = "in the plan's order" if result.phases else f"sorted by {result.metric}"
     table = Table(title=f"sweep summary, {order} (dev; test shown, never used to choose)")
@@ -165,6 +178,15 @@ def _links(args: argparse.Namespace) -> int:
         print(f"no kdsweep experiment in {tracking.display_uri()} yet: run `make demo` or a sweep")
     for name, link in found:
         print(f"{name}: {link}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """What `make run` and `make sweep-*` ask before generating data: can the store be written?"""
+    from pipeline import tracking
+
+    tracking.check_store()
+    print(f"MLflow store ok: {tracking.display_uri()}")
     return 0
 
 
@@ -212,6 +234,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("experiment")
     c.add_argument("overrides", nargs="*")
     c.set_defaults(func=_config)
+    ck = sub.add_parser(
+        "check-store", help="can the MLflow store be reached and written? (run and sweep ask first)"
+    )
+    ck.set_defaults(func=_check)
     ln = sub.add_parser("links", help="the MLflow UI link to each experiment's runs (what `make ui` prints)")
     ln.set_defaults(func=_links)
     # key=value overrides may come before, between or after options (make passes options first)

@@ -57,8 +57,11 @@ def _write(tmp_path, **data) -> str:
             "space.loss.alpha: a range needs search.algorithm random or optuna",
         ),
         ({"metric": "test/avg_f1"}, "metric: expected a dev metric"),
-        ({"space": {"loss.alpah": [0.5]}}, "loss.alpah: unknown key \\(closest: alpha\\)"),
-        ({"space": {"loss.alpha": [0.5, 1.5]}}, "loss.alpha=1.5.*expected a value in \\[0, 1\\]"),
+        ({"space": {"loss.alpah": [0.5]}}, "s.yaml:3: loss.alpah: unknown key \\(closest: alpha\\)"),
+        (
+            {"space": {"loss.alpha": [0.5, 1.5]}},
+            "s.yaml:3: loss.alpha: expected a value in \\[0, 1\\].*\\[loss.alpha=1.5\\]",
+        ),
         ({"search": {"algorithm": "bayes"}}, "search.algorithm: expected one of grid, random, optuna"),
         ({"seeds": []}, "seeds: expected at least one seed"),
     ],
@@ -91,3 +94,54 @@ def test_shipped_profile_composes_with_a_dataset_of_its_kind(profile):
     extra = ["loss.name=none"] if dataset == "synthetic-brats" else []
     cfg = load_experiment("default", [f"profile={profile}", f"dataset={dataset}", *extra])
     assert cfg.profile == profile and cfg.dataset.name == dataset
+
+
+STUDY_WITH_LINES = """\
+# a study with a mistake at a known line
+experiment: default
+overrides:
+  - student.fusion.name=cross_attention
+  - {fixed}
+space:
+  loss.name: [none, vanilla]
+  {key}: [a, b]
+"""
+
+
+@pytest.mark.parametrize(
+    ("fixed", "key", "line", "message"),
+    [
+        ("seed=1", "loss.nmae", 8, "loss.nmae: unknown key (closest: name)"),
+        ("loss.alpah=0.3", "loss.name", 5, "loss.alpah: unknown key (closest: alpha)"),
+        ("loss.alpha", "loss.name", 5, "expected key.sub=value, got 'loss.alpha'"),
+        ("seed=1", "student.fusion.name", 8, "student.fusion.name: unknown fusion 'a'"),
+    ],
+)
+def test_a_study_s_own_keys_are_named_by_file_and_line_not_as_overrides(tmp_path, fixed, key, line, message):
+    path = tmp_path / "typo.yaml"
+    path.write_text(STUDY_WITH_LINES.format(fixed=fixed, key=key))
+    with pytest.raises(ConfigError) as err:
+        expand(load_study(path)[0])
+    text = str(err.value)
+    assert text.startswith(f"{path}:{line}: {message}"), text
+    assert "override" not in text and "study 'typo'" in text
+
+
+def test_a_phase_s_keys_are_named_by_line_and_the_command_line_s_as_overrides(tmp_path):
+    path = tmp_path / "phased.yaml"
+    path.write_text(
+        "experiment: default\n"
+        "phases:\n"
+        "  - name: base\n"
+        "    overrides: [loss.name=none]\n"
+        "    space:\n"
+        "      loss.temprature: [2, 4]\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        plan_trials(load_study(path)[0])
+    assert str(err.value).startswith(f"{path}:6: loss.temprature: unknown key (closest: temperature)")
+    assert "override" not in str(err.value) and "phase 'base'" in str(err.value)
+    path.write_text(path.read_text().replace("temprature", "temperature"))
+    with pytest.raises(ConfigError) as err:  # a real command-line override is called one
+        plan_trials(load_study(path)[0], ["loss.alpah=0.3"])
+    assert str(err.value).startswith("override 'loss.alpah=0.3': loss.alpah: unknown key")

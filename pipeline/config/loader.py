@@ -21,7 +21,8 @@ import yaml
 
 from core.errors import ConfigError
 from core.schema import DatasetConfig, ExperimentConfig
-from core.validate import FLOAT, _convert_dataclass, _fail, parse  # noqa: F401  (parse: re-exported)
+from core.validate import _convert_dataclass, _fail, _where, parse  # noqa: F401  (parse: re-exported)
+from pipeline.config.overrides import Override, _merge, _set_path, parse_override
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -48,11 +49,18 @@ def _expand_env(value: Any) -> Any:
 
 
 def _node_lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
+    """Dotted keys (``a.b``) and list items (``a[0]``, named as core.validate names them) ->
+    their line: a study's `overrides` entries and `phases` are lists, each item on its own line."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = f"{prefix}{key_node.value}"
             out[path] = key_node.start_mark.line + 1
             _node_lines(value_node, path + ".", out)
+    elif isinstance(node, yaml.SequenceNode) and prefix:
+        for i, item in enumerate(node.value):
+            path = f"{prefix[:-1]}[{i}]"
+            out[path] = item.start_mark.line + 1
+            _node_lines(item, path + ".", out)
 
 
 def read_yaml(path: Path, prefix: str = "") -> tuple[dict, dict[str, str]]:
@@ -87,56 +95,29 @@ def _named_file(kind: str, name: str, key: str, where: str) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- overrides
-def parse_override(text: str) -> tuple[str, Any]:
-    if "=" not in text or not text.split("=", 1)[0].strip():
-        raise ConfigError(f"override {text!r}: expected key.sub=value")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, str) and FLOAT.match(raw.strip()):  # unquoted only: '007' stays a string
-        value = float(value)  # YAML 1.1 reads 1e-3 as a string
-    return key.strip(), value
-
-
-def _set_path(data: dict, key: str, value: Any, where: str) -> None:
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{where}: {'.'.join(parts[: i + 1])} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _merge(base: dict, top: Mapping) -> dict:
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
-    return out
-
-
 # --------------------------------------------------------------------------- composition
-def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """The experiment at `path` (a file or a name under sweeps/experiments) with overrides."""
+def load_experiment(
+    path: str | Path, overrides: Iterable[str | Override] = (), named_at: str = "command line"
+) -> ExperimentConfig:
+    """The experiment at `path` (a file or a name under sweeps/experiments) with overrides
+    (plain strings are the command line's); `named_at` is where the name was written."""
     path = Path(path)
     if not path.suffix and not path.exists():
-        path = _named_file("experiments", str(path), "experiment", "command line")
+        path = _named_file("experiments", str(path), "experiment", named_at)
     raw, origins = read_yaml(path)
-    parsed = [(text, *parse_override(text)) for text in overrides]
+    given = [o if isinstance(o, Override) else Override(o) for o in overrides]
+    parsed = [(o.where, *parse_override(o.text, o.where)) for o in given]
     return compose(raw, origins, parsed, str(path))
 
 
 def compose(
     raw: dict, origins: dict[str, str], overrides: list[tuple[str, str, Any]], where: str
 ) -> ExperimentConfig:
+    """`overrides`: (where it was written, key, value), in order; later wins."""
     raw = dict(raw)
-    for text, key, value in overrides:  # names first: they choose the files
+    for at, key, value in overrides:  # names first: they choose the files
         if key in ("dataset", "profile"):
-            raw[key], origins[key] = value, f"override {text!r}"
+            raw[key], origins[key] = value, at
     data: dict = {}
     profile = raw.get("profile", "tiny")
     if isinstance(profile, str):
@@ -155,10 +136,10 @@ def compose(
         origins.setdefault("dataset.name", str(dpath))
     elif dataset is not None:
         data["dataset"] = dataset
-    for text, key, value in overrides:
+    for at, key, value in overrides:
         if key not in ("dataset", "profile"):
-            _set_path(data, key, value, f"override {text!r}")
-            origins[key] = f"override {text!r}"
+            _set_path(data, key, value, at)
+            origins[key] = at
     _absolute_root(data.get("dataset"))
     cfg = parse(ExperimentConfig, data, origins, where)
     check_extensions(cfg, origins, where)
@@ -271,7 +252,10 @@ def check_extensions(
     chosen loss's and fusions' own `params`, checked before any work. The names come from the
     registries' source (pipeline.config.extensions), so validating imports no torch; only a
     non-empty `loss.params` or `fusion.params` imports its module, whose `Params` checks them."""
-    from pipeline.config.extensions import declared
+    from pipeline.config.extensions import declared as registry
+
+    def declared(name: str) -> Any:  # an unknown name is reported at the line that wrote it
+        return _Located(registry(name), origins or {}, where)
 
     for role in ("teacher", "student"):
         m = getattr(cfg, role)
@@ -301,3 +285,17 @@ def check_extensions(
             f"{at}: loss.label_loss: {cfg.loss.label_loss!r} is not a label loss of {kind.name} tasks "
             f"(dataset.kind); valid: {', '.join(label_losses)}"
         )
+
+
+class _Located:
+    """A registry whose unknown-name error starts with where the name was written (file:line)."""
+
+    def __init__(self, registry: Any, origins: Mapping[str, str], where: str) -> None:
+        self.registry, self.origins, self.where = registry, origins, where
+
+    def get(self, name: str, key: str) -> Any:
+        try:
+            return self.registry.get(name, key)
+        except ConfigError as e:
+            at = _where(key, self.origins, self.where)
+            raise ConfigError(f"{at}: {e}" if at else str(e)) from None

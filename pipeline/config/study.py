@@ -20,7 +20,9 @@ A study file (sweeps/<name>.yaml)::
     ensemble: {members: [dsmil, resnet3d], methods: [mean]}   # optional: fold models combined
 
 Every discrete combination (ranges at both ends) is composed into a full experiment config
-and validated now, so an invalid one is refused with its key and reason before Ray starts.
+and validated now, so an invalid one is refused with its key and reason before Ray starts,
+at the study file's line for a key the study wrote (its `overrides` entries, its space's
+keys); only the command line's `key=value` are called overrides.
 """
 
 from __future__ import annotations
@@ -28,110 +30,15 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from core.errors import ConfigError
-from core.schema import ExperimentConfig, non_negative, positive
-from pipeline.config.loader import config_hash, load_experiment, parse, read_yaml, sweeps_dir
-from pipeline.config.phases import CV, Phase, check_plan
-
-
-@dataclass(frozen=True, kw_only=True)
-class Search:
-    algorithm: Literal["grid", "random", "optuna"] = "grid"
-    num_samples: int = positive(default=1)  # configurations drawn by random / optuna
-    seed: int = 0  # of the random / optuna sampler
-
-
-@dataclass(frozen=True, kw_only=True)
-class Resources:
-    cpu: float = positive(default=1.0)
-    gpu: float = non_negative(default=0.0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Ensemble:
-    """After the phases, combine the `members` phases' fold models (their FINISHED runs of the
-    same seed and fold) by each of `methods` (pipeline.training.ensemble: mean, auc_weighted,
-    stacking), one MLflow run per method, seed and fold (pipeline.sweeps.ensemble)."""
-
-    members: tuple[str, ...]
-    methods: tuple[Literal["mean", "auc_weighted", "stacking"], ...] = ("mean", "auc_weighted", "stacking")
-
-
-@dataclass(frozen=True, kw_only=True)
-class StudyConfig:
-    name: str
-    description: str = ""
-    experiment: str = "default"
-    overrides: tuple[str, ...] = ()
-    space: Mapping[str, Any] = field(default_factory=dict)
-    metric: str = "dev/avg_f1"
-    mode: Literal["max", "min"] = "max"
-    search: Search = Search()
-    seeds: tuple[int, ...] = (0,)
-    scheduler: Literal["none", "asha"] = "none"
-    resources: Resources = Resources()
-    max_concurrent: int = non_negative(default=0)  # 0: as many as the resources allow
-    retries: int = non_negative(default=1)  # system failures only (pipeline.sweeps.tune_runner)
-    cv: CV | None = None
-    phases: tuple[Phase, ...] = ()
-    report: str = ""
-    ensemble: Ensemble | None = None
-
-    def plan(self) -> tuple[Phase, ...]:
-        """The phases to run; a study without `phases` is one unnamed phase of its space."""
-        return self.phases or (Phase(name="", space=self.space, cv=self.cv),)
-
-    def validate(self) -> None:
-        if self.phases:
-            if self.space:
-                raise ValueError("space", "a study with phases puts its space in each phase")
-            if self.cv is not None:
-                raise ValueError("cv", "a study with phases sets cv in the phases that use it")
-            if self.search.algorithm != "grid":
-                raise ValueError("search.algorithm", "a study with phases is a grid per phase")
-            check_plan(self.phases)
-        if self.ensemble is not None:
-            names = {p.name: p for p in self.phases}
-            unknown = [m for m in self.ensemble.members if m not in names]
-            if unknown or len(self.ensemble.members) < 2:
-                raise ValueError(
-                    "ensemble.members",
-                    f"expected two or more phase names ({', '.join(names) or 'no phases'}), got {list(self.ensemble.members)}",
-                )
-            if (
-                len({names[m].cv for m in self.ensemble.members}) != 1
-                or names[self.ensemble.members[0]].cv is None
-            ):
-                raise ValueError("ensemble.members", "expected phases with the same cv (the same folds)")
-            if not self.ensemble.methods:
-                raise ValueError("ensemble.methods", "expected at least one method")
-        if self.cv is not None and self.search.algorithm == "optuna":
-            raise ValueError(
-                "cv", "cross-validation takes grid or random search (optuna suggests points live)"
-            )
-        if not self.metric.startswith("dev/"):
-            raise ValueError(
-                "metric", f"expected a dev metric (dev/avg_f1 or dev/<task>/f1), got {self.metric!r}"
-            )
-        if not self.seeds:
-            raise ValueError("seeds", "expected at least one seed")
-        for key, spec in self.space.items():
-            if isinstance(spec, tuple):
-                if not spec:
-                    raise ValueError(f"space.{key}", "expected a non-empty list of values")
-            elif isinstance(spec, Mapping):
-                if set(spec) - {"low", "high", "log", "int"} or not {"low", "high"} <= set(spec):
-                    raise ValueError(f"space.{key}", "expected a list or {low, high[, log, int]}")
-                if self.search.algorithm == "grid":
-                    raise ValueError(
-                        f"space.{key}", "a range needs search.algorithm random or optuna; grid takes lists"
-                    )
-            else:
-                raise ValueError(f"space.{key}", f"expected a list of values or a range, got {spec!r}")
+from core.schema import ExperimentConfig
+from pipeline.config.loader import config_hash, load_experiment
+from pipeline.config.overrides import Override
+from pipeline.config.phases import Phase
+from pipeline.config.studyfile import Ensemble, Resources, Search, StudyConfig, load_study  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -150,28 +57,6 @@ class Trial:
     @property
     def config_hash(self) -> str:
         return config_hash(self.cfg)
-
-
-def _path(study: str | Path) -> Path:
-    p = Path(study)
-    if p.suffix or p.exists():
-        return p
-    return sweeps_dir() / f"{study}.yaml"
-
-
-def load_study(study: str | Path, seeds: int | None = None) -> tuple[StudyConfig, str]:
-    """The study config and its YAML text (logged with the parent run)."""
-    path = _path(study)
-    if not path.is_file():
-        names = sorted(p.stem for p in sweeps_dir().glob("*.yaml"))
-        raise ConfigError(f"{path}: study not found (studies: {', '.join(names)})")
-    raw, origins = read_yaml(path)
-    raw.setdefault("name", path.stem)
-    if seeds is not None:
-        if seeds <= 0:
-            raise ConfigError(f"SEEDS: expected a number of seeds > 0, got {seeds}")
-        raw["seeds"] = list(range(seeds))
-    return parse(StudyConfig, raw, origins, str(path)), path.read_text(encoding="utf-8")
 
 
 def _fmt(value: Any) -> str:
@@ -216,31 +101,44 @@ def make_trial(
     """One trial. In a phase: study < base (the chosen configuration) < phase < command line <
     point < fold or refit < seed."""
     phase = phase or Phase(name="", cv=study.cv)
+    at = study.origins
+    # the study file's keys are named by their line; `extra` alone is the command line's
+    index = next((i for i, p in enumerate(study.phases) if p is phase), None)
+    pk = f"phases[{index}]." if index is not None else ""
+
+    def written(texts: Iterable[str], key: str) -> list[Override]:
+        return [Override(t, at.get(key.format(i=i), "")) for i, t in enumerate(texts)]
+
     split: tuple[str, ...] = ()
     if fold is not None and phase.cv is not None:
         split = phase.cv.overrides(fold)
     elif phase.refit:
         split = ("split.refit=true",)
     overrides = (
-        *study.overrides,
-        *base,
-        *phase.overrides,
+        *written(study.overrides, "overrides[{i}]"),
+        *written(base, f"{pk}best_of"),
+        *written(phase.overrides, pk + "overrides[{i}]"),
         *extra,
-        *point_overrides(point),
-        *split,
-        f"seed={seed}",
+        *(
+            Override(f"{k.strip()}={_fmt(value)}", at.get(f"{pk}space.{key}", ""))
+            for key, value in point.items()
+            for k in key.split(",")
+        ),
+        *written(split, f"{pk}cv" if fold is not None else f"{pk}refit"),
+        Override(f"seed={seed}", at.get("seeds", "")),
     )
     try:
-        cfg = load_experiment(study.experiment, overrides)
+        cfg = load_experiment(study.experiment, overrides, at.get("experiment", "study"))
     except ConfigError as e:
         shown = ", ".join(f"{k}={short(v)}" for k, v in point.items())
-        where = f"phase {phase.name!r}: " if phase.name else ""
+        where = f"phase {phase.name!r}, " if phase.name else ""
         extra_s = f" fold={fold}" if fold is not None else ""
         raise ConfigError(
-            f"study {study.name!r}: {where}invalid configuration [{shown}] seed={seed}{extra_s}: {e}"
+            f"{e} (study {study.name!r}: {where}configuration [{shown}] seed={seed}{extra_s})"
         ) from None
     defining = (*base, *phase.overrides, *point_overrides(point))
-    return Trial(dict(point), seed, overrides, cfg, phase.name, exp_id, fold, defining)
+    texts = tuple(o.text if isinstance(o, Override) else o for o in overrides)
+    return Trial(dict(point), seed, texts, cfg, phase.name, exp_id, fold, defining)
 
 
 def expand_phase(

@@ -7,9 +7,11 @@
   RUNNING), `RunLog`, finding runs again and ending the ones a dead process left RUNNING.
 - `models`: MLflow PyTorch models, the model registry, state-dict checkpoints.
 - `read`: the report stage's reads (a SQL fast path beside the client).
+- `reach`: `check_store`, asked first by the commands that write: can the store be reached and
+  written? (seconds, without MLflow, instead of MLflow's minutes of retries)
 
 The parts import `store` and each other in one direction (store <- models <- runs; store <-
-read), never this file: tests/test_layering.py fails on an import circle.
+read; store <- reach), never this file: tests/test_layering.py fails on an import circle.
 
 KDSWEEP_TRACKING=off (``python -m pipeline run --no-track``): runs are not recorded at all and
 nothing is reused from the store: a scratch run, and the baseline of the tracking-overhead
@@ -17,6 +19,7 @@ benchmark.
 """
 
 from pipeline.tracking.models import load_state_dict, log_model, register, save_state_dict
+from pipeline.tracking.reach import check_store
 from pipeline.tracking.read import Reader, SqlUnreadable, read_text, reader, runs_frame
 from pipeline.tracking.runs import (
     NOTE,
@@ -42,6 +45,7 @@ from pipeline.tracking.store import (
     experiment_links,
     git_commit,
     open_hint,
+    public_uri,
     runs_link,
     sql_tables,
     sqlite_path,
@@ -58,6 +62,7 @@ __all__ = [
     "Reader",
     "RunLog",
     "SqlUnreadable",
+    "check_store",
     "client",
     "client_at",
     "client_class",
@@ -73,6 +78,7 @@ __all__ = [
     "log_files",
     "log_model",
     "open_hint",
+    "public_uri",
     "read_text",
     "reader",
     "register",

@@ -43,14 +43,25 @@ def tracking_uri() -> str:
     return uri
 
 
+def public_uri(uri: str) -> str:
+    """`uri` safe to print: no ``user:password@`` and no query (tokens travel in either)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:  # a plain path
+        return uri
+    # by hand: urlunsplit turns sqlite:////abs into sqlite://abs
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, path = rest[:cut].rpartition("@")[2], rest[cut:]
+    return f"{scheme}://{netloc}{path.split('?')[0].split('#')[0]}"
+
+
 def display_uri() -> str:
     """The store as the user named it, for documents and logs: MLFLOW_TRACKING_URI as written
-    (no internal query parameters), or the default store relative to the project
+    (no credentials, no query parameters), or the default store relative to the project
     (``sqlite:///mlruns/mlflow.db``), so that no machine's absolute path is baked in."""
     given = os.environ.get("MLFLOW_TRACKING_URI")
     if not given:
         return "sqlite:///mlruns/mlflow.db"
-    uri = given.split("?")[0] if given.startswith("sqlite:") else given
+    uri = public_uri(given)
     db = sqlite_path(uri)
     if db is not None and db.is_absolute() and db.resolve().is_relative_to(PROJECT_ROOT):
         return f"sqlite:///{db.resolve().relative_to(PROJECT_ROOT)}"
@@ -143,7 +154,7 @@ def ui_base() -> str:
     Makefile sets from its HOST and PORT; 127.0.0.1:5000 by default)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://")):
-        return uri.rstrip("/")
+        return public_uri(uri).rstrip("/")  # links are printed and written into documents
     host = os.environ.get("KDSWEEP_UI_HOST") or "127.0.0.1"
     return f"http://{host}:{os.environ.get('KDSWEEP_UI_PORT') or '5000'}"
 
