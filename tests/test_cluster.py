@@ -146,3 +146,24 @@ def test_the_login_of_an_authenticated_server_is_written_nowhere(served_sweep):
     assert runs_by_stage(client, "student") and all(
         r.info.status == "FINISHED" for r in runs_by_stage(client, "student")
     )
+
+
+def test_a_wrong_password_stops_the_sweep_before_any_trial(served_sweep, tmp_path):
+    """The basic-auth server of the served sweep, a wrong password: one line saying what to fix,
+    exit 2, nothing started (no Ray: the store is asked first) and the password never echoed."""
+    wrong = "wrong-password-" + served_sweep.login["MLFLOW_TRACKING_PASSWORD"][:4]
+    env = clean_env(
+        MLFLOW_TRACKING_URI=served_sweep.uri,
+        MLFLOW_TRACKING_USERNAME=served_sweep.login["MLFLOW_TRACKING_USERNAME"],
+        MLFLOW_TRACKING_PASSWORD=wrong,
+        WOUND_ROOT=str(served_sweep.root),
+    )
+    done = sweep(loss_study(tmp_path), env)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert (
+        "refused the login (HTTP 401): check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        in done.stderr
+    )
+    assert wrong not in done.stdout + done.stderr
+    assert "Ray" not in done.stdout + done.stderr

@@ -122,9 +122,21 @@ def test_a_server_that_is_not_a_healthy_mlflow_is_reported(status, message):
         check_store(uri)
 
 
-def test_a_server_that_refuses_the_login_is_left_to_mlflow_to_explain():
+def test_a_server_that_refuses_the_login_says_which_variables_to_set(monkeypatch):
+    """A server that answers 401 (as MLflow's basic-auth app does to a missing or wrong login):
+    one line naming the variables, never their values. tests/test_cluster.py does the same
+    against a real basic-auth server."""
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     with _http_server(401) as uri:
-        check_store(uri)  # reachable: MLflow's client says what is wrong with the credentials
+        with pytest.raises(TrackingError, match="asks for a login \\(HTTP 401\\): set MLFLOW_TRACKING_USERNAME"):
+            check_store(uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "someone")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
+        with pytest.raises(TrackingError, match="refused the login \\(HTTP 401\\)") as info:
+            check_store(uri)
+        assert "not-the-password" not in str(info.value) and "someone" not in str(info.value)
 
 
 def test_a_real_mlflow_server_passes(tmp_path):

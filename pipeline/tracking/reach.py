@@ -11,6 +11,7 @@ name the store without its credentials (`public_uri`).
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import ssl
@@ -37,6 +38,9 @@ def check_store(uri: str | None = None) -> None:
         why = _answer(_server_reason, uri)
         what = "the MLflow tracking server"
         todo = "start it (make mlflow-server)"
+        login = _answer(_login_reason, uri) if why is None else None
+        if login is not None:  # it answers, but not to this client's login
+            raise TrackingError(f"the MLflow tracking server at {public_uri(uri)} {login}")
     elif scheme.split("+")[0] in SQL_PORTS:
         why = _answer(_sql_reason, uri)
         what, todo = "the MLflow store's database server", "start it"
@@ -109,6 +113,46 @@ def _server_reason(uri: str) -> str | None:
     if status == 404:
         return "HTTP 404 on /health and on the REST API: is this an MLflow tracking server?"
     return f"it answered HTTP {status}"
+
+
+def _login_reason(uri: str) -> str | None:
+    """None when the REST API answers this client with its login (MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN), as MLflow's client will send it; else
+    what to fix. A server without logins answers anyone. Only the status is read: neither the
+    login nor the server's answer is repeated."""
+    parts = urllib.parse.urlsplit(uri)
+    base = urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", "")
+    )
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    headers = {}
+    if user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]
+    request = urllib.request.Request(
+        base + "/api/2.0/mlflow/experiments/search?max_results=1", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except (OSError, ValueError):  # reached a moment ago: MLflow's client reports what follows
+        return None
+    if status == 401 and not headers:
+        return (
+            "asks for a login (HTTP 401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "to a user of that server"
+        )
+    if status == 401:
+        return (
+            "refused the login (HTTP 401): check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "(or MLFLOW_TRACKING_TOKEN)"
+        )
+    if status == 403:
+        return "refused this user access to its experiments (HTTP 403): ask its admin for READ at least"
+    return None
 
 
 def _sql_reason(uri: str) -> str | None:
