@@ -217,7 +217,9 @@ def grouped_stratified_split(
     records: list[XrayRecord], fraction: float, seed: int
 ) -> tuple[list[XrayRecord], list[XrayRecord]]:
     """(rest, picked): picked holds `fraction` of the patients with all their images, chosen by
-    iterative multi-label stratification on patient-level label vectors. Deterministic per seed,
+    iterative multi-label stratification (Sechidis et al., 2011; `iterative-stratification`) on
+    patient features "has >= t images with label L" and "has >= t images" (THRESHOLDS), the
+    closest of CANDIDATES draws to the pool's image prevalences kept. Deterministic per seed,
     whatever the order of records (patients are sorted first)."""
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
