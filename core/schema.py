@@ -362,7 +362,7 @@ class SplitConfig:
     - ``folds: 0`` (default): the dataset's train and dev as they are.
     - ``folds: k``: k-fold cross-validation over train+dev pooled; round ``fold`` is dev and the
       other k-1 folds train. Folds keep each ``group`` (the dataset's patient field) whole, are
-      stratified by label when ``stratify`` (iterative stratification for multi-label), and are
+      stratified by label when ``stratify`` (multi-label: image-level prevalence and size), and are
       a pure function of the data and ``seed`` (pipeline.data.folds).
     - ``refit: true``: train on train+dev (the final model of a study). Dev is then in-sample:
       its numbers are logged but say nothing about generalisation; only test does.

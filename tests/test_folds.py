@@ -61,20 +61,25 @@ def test_row_order_does_not_change_a_samples_fold(kind):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_multilabel_patient_prevalence_per_fold_close_to_overall(seed):
-    # Tolerance: 0.03 absolute per label and fold, at the patient level (a patient is positive
-    # for a label if any image is), which is what the stratifier balances. Random patient
-    # splits of this data deviate by 0.08-0.14, so the bound fails without stratification.
-    # Image-level prevalence also depends on how many images the positive patients have.
+def test_multilabel_image_prevalence_and_size_per_fold_close_to_overall(seed):
+    # What the assignment balances: per fold, each label's image-level prevalence (within 0.02
+    # absolute) and the number of images (within 5 % of each other), groups kept whole. Measured
+    # on this data, seeds 0-4: <= 0.008 and <= 2.4 %. Iterative stratification on patient label
+    # vectors (the method before) gave 0.035-0.076 and 5.8-9.3 %, random patient splits
+    # 0.078-0.124 and 6-18 %, so both bounds fail without it. Patient-level prevalence (a patient
+    # is positive if any image is) stays within 0.05 (measured <= 0.031; random: >= 0.085).
     y, groups = labels_for("multilabel")
     folds = assign_folds(y, groups, K_FOLDS, seed=seed, kind="multilabel")
+    sizes = np.bincount(folds, minlength=K_FOLDS)
+    assert sizes.max() / sizes.min() <= 1.05, sizes
     ids, first = np.unique(groups, return_index=True)
     per_patient = np.stack([y[groups == g].max(0) for g in ids])
     patient_fold = folds[first]
-    overall = per_patient.mean(0)
     for f in range(K_FOLDS):
-        dev = np.abs(per_patient[patient_fold == f].mean(0) - overall)
-        assert dev.max() <= 0.03, f"fold {f}: prevalence off by {dev.max():.3f}"
+        dev = np.abs(y[folds == f].mean(0) - y.mean(0))
+        assert dev.max() <= 0.02, f"fold {f}: image prevalence off by {dev.max():.3f}"
+        dev = np.abs(per_patient[patient_fold == f].mean(0) - per_patient.mean(0))
+        assert dev.max() <= 0.05, f"fold {f}: patient prevalence off by {dev.max():.3f}"
 
 
 def test_multiclass_class_proportions_per_fold_close_to_overall():
