@@ -81,19 +81,15 @@ def note(taught: list[Taught], students: list[Group]) -> list[str]:
     if not taught:
         return []
     names = ", ".join(f"`{t.teacher.name}`" for t in taught)
-    sizes = "; ".join(
-        f"{model(t.teacher.runs.iloc[0], 'teacher')}: {millions(t.teacher.mean('params'))} parameters"
-        for t in taught
-    )
+    sizes = [f"teacher {s}" for t in taught if (s := _size(t.teacher, "teacher"))]
+    if len({model(c.runs.iloc[0], "student") for c in students if c.ok}) == 1:  # one architecture
+        sizes += [f"students {s}" for s in [_size(students[0], "student")] if s]
     text = (
         f"`{MARK}` The teacher{'s' if len(taught) > 1 else ''} the students distilled from (run {names}), "
         f"trained on the labels alone, first for reference: never ranked, compared or recommended "
-        f"among the students. Teacher {sizes}"
+        "among the students." + (f" Sizes: {'; '.join(sizes)}." if sizes else "")
     )
-    archs = {model(c.runs.iloc[0], "student") for c in students if c.ok}
-    if len(archs) == 1:
-        text += f"; students {archs.pop()}: {millions(students[0].mean('params'))} parameters"
-    lines = [text + ".", ""]
+    lines = [text, ""]
     roles = [(t.teacher.runs.iloc[0], "teacher") for t in taught]
     roles += [(c.runs.iloc[0], "student") for c in students if c.ok]
     if any(shrunk(r, role, p) for r, role in roles for p in ("vision", "text")):
@@ -103,6 +99,13 @@ def note(taught: list[Taught], students: list[Group]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _size(g: Group, role: str) -> str:
+    """`vit + bert: 0.53 M parameters`; empty for runs that do not name their backbones."""
+    name = model(g.runs.iloc[0], role)
+    count = g.mean("params")
+    return "" if name == "?" else name if np.isnan(count) else f"{name}: {millions(count)} parameters"
 
 
 def reach(taught: list[Taught]) -> list[str]:

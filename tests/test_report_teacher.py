@@ -101,8 +101,10 @@ def test_the_loss_table_starts_with_the_marked_teacher_and_shows_dev(docs):
     assert [r.split(" | ")[1] for r in rows[1:]] == [loss for loss, _ in students]  # students by dev
     assert "Run ID" not in text and "| Avg F1 |" not in text
     assert "`*` The teacher the students distilled from (run `toy-teacher-cross_attention-s0`)" in text
-    assert "Teacher vit_tiny_patch16_224 (shrunk) + bert (shrunk): 0.53 M parameters" in text
-    assert "students vit (shrunk) + bert (shrunk): 0.10 M parameters" in text
+    assert (
+        "Sizes: teacher vit_tiny_patch16_224 (shrunk) + bert (shrunk): 0.53 M parameters; "
+        "students vit (shrunk) + bert (shrunk): 0.10 M parameters." in text
+    )
     assert "(shrunk): the named architecture with its depth or width overridden" in text
     # never ranked: the best on dev and the top two are students
     best = students[0][0]
