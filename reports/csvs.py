@@ -7,7 +7,10 @@ results.csv follows the X-ray study's results.csv template (seed 004) wherever i
 column, with these departures, each because the template's column would mis-name what it holds
 here: `run_id` (the MLflow run id) replaces `experiment_id`; the student's two backbones replace
 `cnn_backbone` (`vision_backbone`, `text_backbone`); `attention_type` holds the fusion module;
-`best_epoch` follows `epochs`; `dataset`, `seed`, `loss` and `run_name` come last.
+`best_epoch` follows `epochs`; `dataset`, `seed`, `loss` and `run_name` come last, then
+`parameters` (the student's whole parameter count) and `shrunk` (`vision`, `text`,
+`vision+text` or empty: the backbones whose depth or width the config overrode, e.g. the tiny
+profile's; their name columns keep the configured names, reports.names).
 
 In both, `epochs` is the number of epochs run (early stopping may end before
 train.student_epochs), counted from the per-epoch dev metric; `best_epoch` is the epoch of the
@@ -38,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from reports.groups import Group, tasks
+from reports.names import shrunk_parts
 from reports.phased import SELECTION_PHASES, Study
 from reports.query import Sweep, histories
 
@@ -68,6 +72,8 @@ RESULTS_COLUMNS = [
     "seed",
     "loss",
     "run_name",
+    "parameters",
+    "shrunk",
 ]
 XLITE_COLUMNS = [
     "experiment_id",
@@ -180,6 +186,8 @@ def results_csv(all_sweeps: list[Sweep]) -> str:
                     r.get("params.seed"),
                     loss,
                     r.get("tags.mlflow.runName"),
+                    _num(r.get("metrics.params"), 0),
+                    shrunk_parts(r),
                 ]
             )
     return _text(RESULTS_COLUMNS, sorted(rows, key=lambda row: (row[2], row[22], str(row[25]), row[0])))

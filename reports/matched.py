@@ -18,11 +18,15 @@ BETTER = Verdicts("better", "worse", "within noise (interval contains 0)")
 
 def paired_f1(a: Group, b: Group, seeds: tuple[int, ...]) -> Diff | None:
     """Test avg F1 of a - b over `seeds` (runs of both on the same seed paired); None without
-    predictions or when the runs were tested on different samples."""
+    a run of every seed on both sides (a teacher need not have one), without predictions, or
+    when the runs were tested on different samples."""
     if not seeds:
         return None
-    pa = [predictions(a.run_of(s)) for s in seeds]
-    pb = [predictions(b.run_of(s)) for s in seeds]
+    try:
+        pa = [predictions(a.run_of(s)) for s in seeds]
+        pb = [predictions(b.run_of(s)) for s in seeds]
+    except (IndexError, KeyError):  # no run of a seed, or runs without params.seed
+        return None
     if any(p is None for p in pa + pb):
         return None
     try:
@@ -70,10 +74,17 @@ def kd_help(
     key_header: list[str],
     what: str,
     name: Callable[[Group], str],
+    teacher: tuple[str, Group] | None = None,
 ) -> tuple[list[str], list[Group]]:
     """(lines, configurations shown to beat `base`): a table of each configuration against the baseline
-    without distillation over `seeds`, and a plain sentence on whether any beats it."""
+    without distillation over `seeds`, and a plain sentence on whether any beats it. `teacher`:
+    (its marked label, the teacher) for a first row read against the same baseline, counted in
+    no verdict of the configurations."""
     rows, better, worse, missing = [], [], [], []
+    if teacher is not None:
+        d, pad = paired_f1(teacher[1], base, seeds), [""] * (len(key_header) - 1)
+        if d is not None:  # without an interval the teacher's row would only repeat the table's
+            rows.append([teacher[0], *pad, f"{d.diff:+.4f}", d.interval(), d.verdict(BETTER)])
     for c in cs:
         d = paired_f1(c, base, seeds)
         if d is None:

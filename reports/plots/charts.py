@@ -5,6 +5,7 @@ the test set's own uncertainty, and the value chosen on validation marked as suc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,17 @@ def bars_caption(seeds: list[int] | tuple[int, ...]) -> str:
 
 
 def f1_bars(
-    names: list[str], values: list[list[float]], seeds: tuple[int, ...], chance: float, title: str, path: Path
+    names: list[str],
+    values: list[list[float]],
+    seeds: tuple[int, ...],
+    chance: float,
+    title: str,
+    path: Path,
+    teachers: Sequence[float] = (),
 ) -> str:
     """Mean test avg F1 per configuration over the same seeds; std error bars only with >= 2
-    seeds (one seed has no spread to show: a zero-height bar would read as zero variance)."""
+    seeds (one seed has no spread to show: a zero-height bar would read as zero variance).
+    `teachers`: their test avg F1 on the same seeds, drawn as lines (a reference, not a bar)."""
     fig, ax = figure()
     means = [float(np.mean(v)) for v in values]
     if len(seeds) >= 2:
@@ -36,10 +44,13 @@ def f1_bars(
     else:
         ax.bar(names, means, color="#4C72B0")
     ax.axhline(chance, color="grey", linestyle="--", label="chance")
+    for i, t in enumerate(v for v in teachers if not math.isnan(v)):
+        ax.axhline(t, color="#C44E52", linestyle=":", label="teacher" if i == 0 else None)
     ax.set_ylabel("test avg macro-F1")
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.set_title(f"{title} ({bars_caption(seeds)})", fontsize=9)
-    ax.legend()
+    # beside the axes, not on them: inside, it covered the bars it explains
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
     return save(fig, path)
 
 

@@ -6,25 +6,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports.groups import comparable, configs, tasks
+from reports.groups import Group, comparable, configs, tasks
 from reports.markdown import table
 from reports.matched import bootstrap_line, f1_interval
+from reports.names import backbone
 from reports.plots import pareto_plot, seeds_phrase
-from reports.query import Sweep, runs_by_id
+from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, mean_std
+from reports.teacher import MARK, Taught, no_better, note, of, reach, teachers
 
 HEAD = [
     "Vision",
     "Text",
     "Test avg F1",
+    "Dev avg F1",
     "Test AUC (mean over tasks)",
     "Params (M)",
     "Size (MB)",
     "Latency (ms)",
     "Retention",
 ]
+
+
+def _cells(g: Group, ts: list[str], retention: str) -> list[str]:
+    """From Test avg F1 on: a student's or (retention n/a) a teacher's figures."""
+    # a run without an AUC (a teacher logged before AUCs) reads n/a, not an error
+    auc = [float(np.mean([r.get(f"metrics.test/{t}/auc", np.nan) for t in ts])) for _, r in g.runs.iterrows()]
+    return [
+        g.cell("test/avg_f1"),
+        g.cell("best_dev/avg_f1"),
+        f"{mean_std(auc)}{g.short()}",
+        fmt(g.mean("params") / 1e6, 2),
+        fmt(g.mean("size_mb"), 2),
+        g.latency(),
+        retention,
+    ]
+
+
+def _teacher_row(t: Taught, ts: list[str], by_loss: bool) -> list[str]:
+    run = t.teacher.runs.iloc[0]
+    names = [f"teacher {MARK}: {backbone(run, 'teacher', 'vision')}", backbone(run, "teacher", "text")]
+    return [*names, *(["labels only"] if by_loss else []), *_cells(t.teacher, ts, "n/a")]
 
 
 @register("backbone", order=40)
@@ -37,46 +61,47 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
         if not cs:
             lines += ["No FINISHED student run in this sweep.", ""]
             continue
-        teachers = runs_by_id([t for c in cs for t in c.runs["tags.teacher_run_id"]])
-        t_f1 = (
-            dict(zip(teachers["run_id"], teachers["metrics.test/avg_f1"], strict=True))
-            if not teachers.empty
-            else {}
-        )
         by_loss = len({c.tag("loss") for c in cs}) > 1  # KD and no-KD of each student
-        rows = []
+        taught = teachers(cs)
+        t_f1: dict[str, float] = {}  # each FINISHED teacher run's test F1, for its students' retention
+        for t in taught:  # values() is empty where the runs lack the metric: no retention then
+            t_f1.update(zip(t.teacher.runs["run_id"], t.teacher.values("test/avg_f1"), strict=False))
+        rows = [_teacher_row(t, ts, by_loss) for t in taught]
         for c in cs:
-            auc = [float(np.mean([r[f"metrics.test/{t}/auc"] for t in ts])) for _, r in c.runs.iterrows()]
             ret = [
                 r["metrics.test/avg_f1"] / t_f1[r["tags.teacher_run_id"]]
                 for _, r in c.runs.iterrows()
                 if r["tags.teacher_run_id"] in t_f1
             ]
+            run = c.runs.iloc[0]
             rows.append(
                 [
-                    c.tag("vision"),
-                    c.tag("text"),
+                    backbone(run, "student", "vision"),
+                    backbone(run, "student", "text"),
                     *([c.tag("loss")] if by_loss else []),
-                    c.cell("test/avg_f1"),
-                    f"{mean_std(auc)}{c.short()}",
-                    fmt(c.mean("params") / 1e6, 2),
-                    fmt(c.mean("size_mb"), 2),
-                    c.latency(),
-                    f"{mean_std(ret, 3)}{c.short()}",
+                    *_cells(c, ts, f"{mean_std(ret, 3)}{c.short()}"),
                 ]
             )
         head = [*HEAD[:2], "Loss", *HEAD[2:]] if by_loss else HEAD
-        lines += table(head, rows, "lll" + "r" * 6 if by_loss else "ll" + "r" * 6)
+        lines += table(head, rows, "lll" + "r" * 7 if by_loss else "ll" + "r" * 7)
         lines += [
             "",
-            "Rows are ordered by dev average macro-F1. Retention = student test avg F1 / its teacher's test avg F1.",
+            "Student rows are ordered by dev average macro-F1. Retention = student test avg F1 / its "
+            "teacher's test avg F1.",
             "",
         ]
-        lines += seeds_note(cs)
+        lines += note(taught, cs) + seeds_note(cs)
         if not comparable(cs):
             continue
         if len(cs) >= 2:
             lines += [bootstrap_line(cs[0], cs[1])[0], ""]
+        said = reach(taught) + [  # each student trained without distillation against its teacher
+            line
+            for c in cs
+            if by_loss and c.tag("loss") == "none"
+            for line in no_better(of(taught, c), c, c.matched, f"{c.tag('vision')}/{c.tag('text')} none")
+        ]
+        lines += said + ([""] if said else [])
         rel = pareto_plot(  # backbones differ in architecture: their latencies differ for real
             [f"{c.tag('vision')}/{c.tag('text')}" + (f" {c.tag('loss')}" if by_loss else "") for c in cs],
             [c.fair.mean("latency_ms") for c in cs],

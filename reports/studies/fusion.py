@@ -14,6 +14,7 @@ from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
+from reports.teacher import note, reach, teachers
 
 
 def document(sweep: Sweep, ctx: Context) -> list[str]:
@@ -38,10 +39,21 @@ def document(sweep: Sweep, ctx: Context) -> list[str]:
     metrics = [f"test/{t}/{m}" for m in ("acc", "f1", "auc") for t in ts]
     tops = {m: max(c.fair.mean(m) for c in best.values()) for m in metrics}
     order = list(best.values())
-    rows = [
+    taught = teachers(order)  # the teachers of the rows shown (the sweep varies them with the student)
+    rows = [  # teachers first, never bold: the best of a column is the best student's
+        [
+            t.label,
+            "teacher of " + ", ".join(f"`{c.label}`" for c in t.students),
+            t.teacher.cell("best_dev/avg_f1", 3),
+        ]
+        + [t.teacher.cell(m, 3) for m in metrics]
+        for t in taught
+    ]
+    rows += [
         [
             c.tag("fusion"),
             f"`{c.label}`",
+            c.cell("best_dev/avg_f1", 3),
             *(
                 f"**{c.cell(m, 3)}**" if np.isclose(c.fair.mean(m), tops[m]) else c.cell(m, 3)
                 for m in metrics
@@ -49,10 +61,16 @@ def document(sweep: Sweep, ctx: Context) -> list[str]:
         ]
         for c in order
     ]
-    head = ["Fusion Type", "Best configuration (dev)", *(m.replace("/", "_")[5:] for m in metrics)]
-    lines += table(head, rows, "ll" + "r" * len(metrics))
+    head = [
+        "Fusion Type",
+        "Best configuration (dev)",
+        "dev avg_f1",
+        *(m.replace("/", "_")[5:] for m in metrics),
+    ]
+    lines += table(head, rows, "ll" + "r" * (len(metrics) + 1))
     seeds = cs[0].matched
-    lines += ["", f"Bold: the best of each column on {seeds_text(seeds)}.", "", "Interpretation:", ""]
+    lines += ["", f"Bold: the best student of each test column on {seeds_text(seeds)}.", ""]
+    lines += note(taught, order) + ["Interpretation:", ""]
     for t in ts:
         top = max(order, key=lambda c: (c.fair.mean(f"test/{t}/f1"), c.tag("fusion")))
         lines.append(
@@ -69,6 +87,7 @@ def document(sweep: Sweep, ctx: Context) -> list[str]:
     )
     if text:
         lines.append(f"- {text}")
+    lines += reach(taught)
     rel = bars(
         [c.tag("fusion") for c in order],
         [c.fair.mean("test/avg_f1") for c in order],

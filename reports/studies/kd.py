@@ -14,6 +14,7 @@ from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
+from reports.teacher import MARK, no_better, note, reach, teachers
 
 
 def _key(c: Group) -> tuple[float, float]:
@@ -30,8 +31,11 @@ def baselines(ctx: Context) -> dict[str, Group]:
     return out
 
 
-def kd_section(cs: list[Group], base: Group | None, ds: str, seeds: tuple[int, ...]) -> list[str]:
-    """Does KD help? Each τ, α setting against the dataset's `none` baseline."""
+def kd_section(
+    cs: list[Group], base: Group | None, ds: str, seeds: tuple[int, ...], teacher: Group | None = None
+) -> list[str]:
+    """Does KD help? Each τ, α setting (and, first, the teacher) against the dataset's `none`
+    baseline."""
     lines = ["### Does KD help?", ""]
     if base is None:
         return lines + [
@@ -50,8 +54,10 @@ def kd_section(cs: list[Group], base: Group | None, ds: str, seeds: tuple[int, .
         ["τ", "α"],
         "τ, α setting",
         lambda c: f"τ={c.param('loss.temperature')} α={c.param('loss.alpha')}",
+        (f"teacher {MARK}", teacher) if teacher is not None else None,
     )
-    return lines + part
+    said = no_better(teacher, base, shared)
+    return lines + part + (said + [""] if said else [])
 
 
 @register("kd", order=30)
@@ -78,8 +84,14 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
                 grid[i, j] = c.fair.mean("test/avg_f1") if c else np.nan
             rows.append([fmt(t, 1), *row])
         out += ["Test avg macro-F1 (rows: temperature τ, columns: α):", ""]
-        out += table(["τ \\ α", *(fmt(a, 2) for a in alphas)], rows, "l" + "r" * len(alphas))
-        out += [""] + seeds_note(cs)
+        taught = teachers(cs)
+        # a grid has no row for a model without τ and α: the teachers' figures stand under it
+        out += table(["τ \\ α", *(fmt(a, 2) for a in alphas)], rows, "l" + "r" * len(alphas)) + [""]
+        out += [
+            f"{t.label}: test avg F1 {t.teacher.cell('test/avg_f1')}, dev avg F1 {t.teacher.cell('best_dev/avg_f1')}."
+            for t in taught
+        ]
+        out += ([""] if taught else []) + note(taught, cs) + seeds_note(cs)
         if not comparable(cs):
             continue
         best, seeds = cs[0], cs[0].matched
@@ -91,11 +103,14 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
         ]
         if len(cs) >= 2:
             out += [bootstrap_line(cs[0], cs[1])[0], ""]
+        closest = [line[2:] for line in reach(taught)]  # a paragraph here, not a list item
+        out += closest + ([""] if closest else [])
         labels = ([fmt(a, 2) for a in alphas], [fmt(t, 1) for t in temps])
         rel = heatmap(grid, *labels, ("α", "τ"), seeds_phrase(seeds), ctx.img / f"{ds}_kd_heatmap.png")
         out.append(f"![τ x α heatmap]({rel})")
         series = [(f"α={fmt(a, 2)}", grid[:, j]) for j, a in enumerate(alphas)]
         rel = lines(temps, series, "temperature τ", seeds_phrase(seeds), ctx.img / f"{ds}_kd_temperature.png")
         out += ["", f"![temperature sensitivity]({rel})", ""]
-        out += kd_section(cs, base.get(ds), ds, seeds)
+        only = taught[0].teacher if len(taught) == 1 else None  # several: no one row against `none`
+        out += kd_section(cs, base.get(ds), ds, seeds, only)
     return [Document("kd_sensitivity.md", sweeps, out)]

@@ -18,6 +18,7 @@ from reports.query import Sweep, predictions
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import Diff, fmt, seeds_text, uniform_guess_f1
+from reports.teacher import MARK, Taught, no_better, note, of, reach, teachers
 
 MARGIN = 0.05  # F1 within this of chance counts as collapsed
 
@@ -62,32 +63,38 @@ def _fastest_line(cs: list[Group], fastest: Group) -> str:
     return f"- Fastest: `{fastest.tag('loss')}` ({fmt(fastest.fair.mean('latency_ms'), 2)} ms median)."
 
 
-def _table(cs: list[Group], ts: list[str], ds: str) -> list[str]:
-    head = ["Run ID", "Loss", *(f"Test {t} F1" for t in ts), "Avg F1", "Test infer (ms)"]
-    rows = [
-        [
-            f"`{c.name}`",
-            c.tag("loss"),
-            *(c.cell(f"test/{t}/f1") for t in ts),
-            c.cell("test/avg_f1"),
-            c.latency(),
-        ]
-        for c in cs
+def _table(cs: list[Group], ts: list[str], ds: str, taught: list[Taught]) -> list[str]:
+    head = ["Run", "Loss", *(f"Test {t} F1" for t in ts), "Test avg F1", "Dev avg F1", "Test infer (ms)"]
+    cells = lambda c: [  # noqa: E731
+        *(c.cell(f"test/{t}/f1") for t in ts),
+        c.cell("test/avg_f1"),
+        c.cell("best_dev/avg_f1"),
+        c.latency(),
     ]
+    rows = [[t.label, "labels only", *cells(t.teacher)] for t in taught]
+    rows += [[f"`{c.name}`", c.tag("loss"), *cells(c)] for c in cs]
     return [
         f"### Test Performance Overview ({ds})",
         "",
-        *table(head, rows, "ll" + "r" * (len(ts) + 2)),
+        *table(head, rows, "ll" + "r" * (len(ts) + 3)),
         "",
-        "Rows are ordered by dev average macro-F1 (the selection metric); test numbers are reported, "
-        "never used to choose. Latency: median (p90) of 50 timed batch-1 passes.",
+        "Student rows are ordered by dev average macro-F1 (the selection metric); test numbers are "
+        "reported, never used to choose. Latency: median (p90) of 50 timed batch-1 passes.",
         "",
+        *note(taught, cs),
     ]
 
 
 def _takeaway(
-    ds: str, cs: list[Group], clear: bool, base: Group | None, beats: list[Group], bad: list[str]
+    ds: str,
+    cs: list[Group],
+    clear: bool,
+    base: Group | None,
+    beats: list[Group],
+    bad: list[str],
+    close: list[str],
 ) -> list[str]:
+    """`bad`: losses collapsed or below `none` beyond noise; `close`: below it within noise."""
     best = cs[0]
     choice = (
         f"`{best.tag('loss')}` (best on dev, and apart from the runner-up on test)"
@@ -102,14 +109,20 @@ def _takeaway(
         kd = "distillation helps: " + ", ".join(f"`{b.tag('loss')}`" for b in beats) + " beat `none`."
     else:
         kd = "no loss is shown to beat training without distillation (`none`)."
+    # "nothing fell below `none`" read as false beside rows below it within noise: say which rule
+    avoid = ", ".join(f"`{b}`" for b in bad)
+    if not bad and base is None:
+        avoid = "no loss collapsed (no `none` run to compare with)"
+    elif not bad:
+        avoid = "no loss collapsed, and none is below `none` by more than noise"
+        if close:
+            avoid += f" ({', '.join(f'`{b}`' for b in close)} below it within noise)"
     return [
         f"**{ds} takeaway:**",
         "",
         f"- **Best choice:** {choice}.",
         f"- **KD vs no KD:** {kd}",
-        "- **Not recommended:** "
-        + (", ".join(f"`{b}`" for b in bad) if bad else "nothing collapsed or fell below `none`")
-        + ".",
+        f"- **Not recommended:** {avoid}.",
         "",
     ]
 
@@ -127,7 +140,8 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     lines.append("")
     if not cs:
         return lines + ["No FINISHED student run in this sweep.", ""], None
-    lines += _table(cs, ts, ds) + seeds_note(cs)
+    taught = teachers(cs)
+    lines += _table(cs, ts, ds, taught) + seeds_note(cs)
     level, level_what = chance(sweep, ts)
     collapsed = [c for c in cs if c.mean("test/avg_f1") <= level + MARGIN]
     lines += [f"### {ds} Observations", ""]
@@ -160,18 +174,31 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     if len(cs) >= 2:
         text, clear = bootstrap_line(cs[0], cs[1])
         lines.append(f"- {text}")
+    lines += reach(taught)
     lines += ["", f"### Does KD help? ({ds})", ""]
     beats: list[Group] = []
     if base is None:
         lines += ["No `none` (no-KD) run in this sweep: whether distillation helps is not measured.", ""]
     else:
         loss = lambda c: f"`{c.tag('loss')}`"  # noqa: E731
+        teacher = of(taught, base)
         part, beats = kd_help(
-            [c for c in cs if c is not base], base, seeds, lambda c: [loss(c)], ["Loss"], "loss", loss
+            [c for c in cs if c is not base],
+            base,
+            seeds,
+            lambda c: [loss(c)],
+            ["Loss"],
+            "loss",
+            loss,
+            (f"teacher {MARK}", teacher) if teacher is not None else None,
         )
-        lines += part
+        said = no_better(teacher, base, seeds)
+        lines += part + (said + [""] if said else [])
     bad = sorted({c.tag("loss") for c in collapsed + below})
-    lines += _takeaway(ds, cs, clear, base, beats, bad)
+    close = sorted(
+        c.tag("loss") for c in cs if (d := vs_none.get(c.label)) is not None and d.diff < 0 and d.sign == 0
+    )
+    lines += _takeaway(ds, cs, clear, base, beats, bad, close)
     fair = [c.fair for c in cs]
     rel = f1_bars(
         [c.tag("loss") for c in cs],
@@ -180,6 +207,7 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
         level,
         f"{ds}: F1 per loss",
         img / f"{ds}_loss_f1.png",
+        [t.teacher.fair.mean("test/avg_f1") for t in taught],
     )
     lines += [f"![F1 per loss]({rel})", "", f"Test avg F1 per loss ({bars_caption(seeds)}).", ""]
     if not one_architecture(cs):  # a front over one architecture's latencies would rank noise
