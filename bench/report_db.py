@@ -63,12 +63,13 @@ class _Pool:
     """Per dataset: POOL prediction sets of varied quality, their metrics and predictions CSV."""
 
     def __init__(self, dataset: str, folder: Path, rng: np.random.Generator) -> None:
-        from pipeline.config.loader import flatten, load_experiment
+        from pipeline.config.loader import load_experiment
+        from pipeline.config.params import run_params
         from pipeline.data.synth.medpix import KINDS
         from tasks import TASK_KINDS, Predictions
 
         cfg = load_experiment("default", [f"dataset={dataset}"])
-        self.params = {k: str(v)[:6000] for k, v in flatten(cfg).items()}
+        self.params = {k: str(v)[:6000] for k, v in run_params(cfg).items()}  # as a run logs them
         self.tasks = list(cfg.dataset.tasks)
         kind = KINDS["wound" if "wound" in dataset else "medpix"]
         self.label_maps = {t: tuple(sorted(c)) for t, c in zip(self.tasks, kind.classes, strict=True)}
@@ -122,6 +123,7 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
     import sqlalchemy as sa
 
     from pipeline import tracking
+    from pipeline.config.names import sweep_name, teacher_trial_name, trial_name
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
     c = tracking.client()
@@ -172,7 +174,7 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
         points = _points(kind)[: max(0, n_runs - written - 2)]
         parent = add_run(
             dataset,
-            f"{dataset}-{kind}-sweep",
+            sweep_name(kind, dataset),
             {**common, "stage": "sweep", "study_kind": kind, "trials_failed": 0},
             {"study": kind, "search": "grid", "trials": len(points)},
             {"trials_finished": len(points)},
@@ -189,7 +191,7 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
         }
         teacher = add_run(
             dataset,
-            f"{dataset}-teacher-cross_attention-s0",
+            teacher_trial_name({}, 0, None, base_tags["teacher_hash"]),
             {**common, **base_tags, "stage": "teacher", "seed": 0},
             pool.params,
             {**{f"test/{k}": v for k, v in t_metrics.items()}, "latency_ms": 9.0, "size_mb": 2.7},
@@ -224,9 +226,8 @@ def populate(ctx, uri: str, n_runs: int, seed: int = 0, pools: dict | None = Non
             }
             label = " ".join(f"{k.split('.', 1)[1]}={v}" for k, v in point.items() if k != "seed")
             label += f" seed={point['seed']}"
-            run_id = add_run(
-                dataset, f"{dataset}-{kind}-{j}-s{point['seed']}", tags, params, final, start + 2 + j
-            )
+            own = {k: v for k, v in point.items() if k != "seed"}
+            run_id = add_run(dataset, trial_name(own, point["seed"]), tags, params, final, start + 2 + j)
             folder = art[dataset] / run_id / "artifacts" / "predictions"
             folder.mkdir(parents=True, exist_ok=True)
             os.link(csv_path, folder / "test.csv")

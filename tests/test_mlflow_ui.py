@@ -180,6 +180,25 @@ def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(se
         if _tags(r["data"])["stage"] == "student"
     }
     assert dev[run_id] == max(dev.values())
+    # the description says what the model is, how it was chosen and that one seed's lead over
+    # the runner-up is no evidence; the model's page shows it as the version's does
+    text = version["description"]
+    assert model["description"] == text
+    chosen = next(r for r in runs if r["info"]["run_id"] == run_id)
+    loss = _tags(chosen["data"])["loss"]
+    assert text.startswith(
+        "Student: vit_tiny_patch16_224 32px + distilbert, cross_attention fusion; dataset wound;"
+    )
+    assert f"loss {loss}" in text and "in study `study` on `wound`" in text
+    best = {  # what selection reads: the restored best checkpoint on dev
+        r["info"]["run_id"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}["best_dev/avg_f1"]
+        for r in runs
+        if _tags(r["data"])["stage"] == "student"
+    }
+    assert f"dev dev/avg_f1 {best[run_id]:.4f}" in text
+    other = ({"none", "vanilla"} - {loss}).pop()
+    lead = best[run_id] - next(v for k, v in best.items() if k != run_id)
+    assert f"runner-up `loss.name={other}`, lead {lead:+.4f}; one seed: cannot tell noise from effect" in text
     # the test split as the model's input matrix, built by kdsweep here (the loading process
     # below has neither kdsweep's config nor its data stage)
     os.environ["MLFLOW_TRACKING_URI"] = uri

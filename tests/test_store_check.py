@@ -130,7 +130,9 @@ def test_a_server_that_refuses_the_login_says_which_variables_to_set(monkeypatch
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     with _http_server(401) as uri:
-        with pytest.raises(TrackingError, match="asks for a login \\(HTTP 401\\): set MLFLOW_TRACKING_USERNAME"):
+        with pytest.raises(
+            TrackingError, match="asks for a login \\(HTTP 401\\): set MLFLOW_TRACKING_USERNAME"
+        ):
             check_store(uri)
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "someone")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")

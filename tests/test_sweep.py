@@ -82,9 +82,16 @@ def test_sweep_runs_concurrent_trials_under_one_parent(
     teachers = [r for r in children if r.data.tags["stage"] == "teacher"]
     assert len(students) == 4 and len(teachers) == 1
     assert all(r.info.status == "FINISHED" for r in children)
+    # names start with what the study varies (the UI's list shows a name's first characters);
+    # the dataset and fusion every run shares are tags and the description
     assert {r.data.tags["mlflow.runName"] for r in students} == {
-        f"synthetic-wound-cross_attention-{loss}-s0" for loss in ("none", "vanilla", "combined", "rkd")
+        f"{loss}-s0" for loss in ("none", "vanilla", "combined", "rkd")
     }
+    assert parent.info.run_name == "study-synthetic-wound"
+    assert teachers[0].info.run_name == f"teacher-s0-{teachers[0].data.tags['teacher_hash'][:6]}"
+    for r in students:
+        assert r.data.tags["dataset"] == "synthetic-wound" and r.data.tags["fusion"] == "cross_attention"
+        assert "dataset synthetic-wound" in r.data.tags["mlflow.note.content"]
     assert all(r.data.tags["teacher_run_id"] == teachers[0].info.run_id for r in students)
     for r in students:  # every epoch of every trial made it to the store
         assert [m.step for m in client.get_metric_history(r.info.run_id, "dev/avg_f1")] == [1, 2]

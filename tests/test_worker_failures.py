@@ -19,8 +19,8 @@ from support import runs_by_stage, tiny_overrides, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-A = "synthetic-wound-cross_attention-none-s0-num_heads2"  # killed once: retried, then FINISHED
-B = "synthetic-wound-cross_attention-vanilla-s0-num_heads2"  # killed twice: retries run out
+A = "none-num_heads2-s0"  # killed once: retried, then FINISHED
+B = "vanilla-num_heads2-s0"  # killed twice: retries run out
 
 
 def _running(client: MlflowClient, name: str, seen: set[str]):

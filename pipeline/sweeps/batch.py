@@ -10,18 +10,18 @@ when students run side by side. Students of a teacher that failed are not starte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from pipeline import tracking
 from pipeline.config.identity import needs_teacher, teacher_hash
+from pipeline.config.names import teacher_trial_name, trial_name
 from pipeline.config.study import StudyConfig, Trial, short
 from pipeline.sweeps.cluster import trial_env
 
 Say = Callable[[str], None]
-NAMED = ("loss.name", "fusion.name", "seed")
 
 
 @dataclass
@@ -74,19 +74,12 @@ def label(trial: Trial) -> str:
     return " ".join(parts)
 
 
-def _suffix(trial: Trial) -> str:
-    """Run-name suffix for what the base name (dataset-fusion-loss-seed) lacks."""
-    parts = [
-        (k.split(",")[0].split(".")[-1], v)
-        for k, v in trial.point.items()
-        if not k.split(",")[0].endswith(NAMED)
-    ]
-    out = "".join(f"-{short(v)}" if isinstance(v, Mapping) else f"-{name}{v}" for name, v in parts)
-    if trial.exp_id:
-        out = f"-{trial.exp_id}{out}"
-    if trial.fold is not None:
-        out += f"-fold{trial.fold}"
-    return out
+def names(trial: Trial) -> dict[str, str]:
+    """The run names of a trial's student and of its teacher (pipeline.config.names)."""
+    return {
+        "name": trial_name(trial.point, trial.seed, trial.exp_id, trial.fold),
+        "teacher_name": teacher_trial_name(trial.point, trial.seed, trial.fold, teacher_hash(trial.cfg)),
+    }
 
 
 def _row(trial: Trial, status: str, **kw: Any) -> Row:
@@ -159,6 +152,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
                 + f" hash={h[:8]}",
                 "overrides": [*t.overrides, *ctx.pin],
                 "teacher_hash": h,
+                "teacher_name": names(t)["teacher_name"],
             }
             for h, t in new.items()
         ]
@@ -197,7 +191,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
                 "label": label(t),
                 "overrides": [*t.overrides, *ctx.pin],
                 "metric": study.metric,
-                "suffix": _suffix(t),
+                **names(t),
                 "index": i,
             }
             for i, t in enumerate(runnable)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import tracking
+from pipeline.config.names import ensemble_name
 from pipeline.sweeps.batch import Context, Row
 
 Say = Callable[[str], None]
@@ -128,7 +129,7 @@ def run(ctx: Context, rows: Sequence[Row], say: Say = print) -> list[dict]:
             }
             dev_values, _ = kind.metrics(preds["dev"])
             test_values, extras = kind.metrics(preds["test"])
-            name = f"ensemble-{method}-s{seed}-f{fold}"
+            name = ensemble_name(method, seed, fold)
             member_phases = json.dumps({m.phase: m.run_id for m in ms})
             with tracking.run(
                 ctx.experiment, name, {**tags, "member_phases": member_phases}, ctx.parent_id

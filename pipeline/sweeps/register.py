@@ -22,10 +22,12 @@ from pipeline.sweeps.batch import Row
 Say = Callable[[str], None]
 
 
-def register_chosen(run_id: str, name: str, tags: Mapping[str, str], say: Say = print) -> str:
+def register_chosen(run_id: str, name: str, tags: Mapping[str, str], say: Say = print, how: str = "") -> str:
     """Rebuild the student of a FINISHED run from its config.yaml and checkpoint, log it as an
-    MLflow model on that run and register it as `name` with `tags`; returns the version."""
+    MLflow model on that run and register it as `name` with `tags`; returns the version. Its
+    description: what the model is (from its config), then `how` it was chosen."""
     from pipeline.config.loader import load_experiment
+    from pipeline.training.describe import config_line
     from pipeline.training.export import log_model
     from pipeline.training.run import build_model, prepare
 
@@ -40,7 +42,8 @@ def register_chosen(run_id: str, name: str, tags: Mapping[str, str], say: Say = 
     student = build_model(cfg.student, data, "student", cfg.seed + 1)
     student.load_state_dict(tracking.load_state_dict(run_id, "student/model.pt"))
     uri = log_model(tracking.RunLog(tracking.client(), run_id), student, data, cfg)
-    version = tracking.register(uri, name, dict(tags))
+    what = config_line(cfg, "student").replace("student: ", "Student: ", 1)
+    version = tracking.register(uri, name, dict(tags), f"{what}.\n\n{how}".strip())
     say(f"registered the chosen student as model {name!r} version {version} (run {run_id})")
     return version
 
@@ -57,6 +60,12 @@ def register_sweep_choice(
     row, rule = found
     tags = {"sweep_run_id": parent_id, "study": study.name, "configuration": row.label, "selection": rule}
     try:
-        register_chosen(row.run_id, f"{study.name}-{dataset}-student", tags, say)
+        dev = "-" if row.dev is None else f"{row.dev:.4f}"
+        how = (
+            f"Chosen on dev, never on test, in study `{study.name}` on `{dataset}`: {rule}. "
+            f"This run: `{row.label}`, dev {study.metric} {dev}.\n\n"
+            + summary.lead(rows, plan, row, study.metric, study.mode)
+        )
+        register_chosen(row.run_id, f"{study.name}-{dataset}-student", tags, say, how)
     except Exception as e:  # the trials are done and recorded: say so, do not fail the sweep
         say(f"could not register the chosen student (run {row.run_id}): {type(e).__name__}: {e}")

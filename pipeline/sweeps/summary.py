@@ -4,6 +4,8 @@ shows where the runs are, without opening docs/. The same rows as the command's 
 from __future__ import annotations
 
 import dataclasses
+import re
+import statistics
 from collections.abc import Sequence
 
 from pipeline.config.phases import Phase, choose
@@ -71,3 +73,54 @@ def chosen(rows: Sequence[Row], plan: Sequence[Phase], metric: str, mode: str) -
     best = (max if mode == "max" else min)(runs, key=lambda r: r.dev)
     rule = f"best mean dev {metric} ({mode}) over seeds and folds; of its runs, the best dev"
     return best, rule
+
+
+def _by_config(rows: Sequence[Row], best: Row, plan: Sequence[Phase]) -> list[list[Row]]:
+    """The configurations `chosen` chose among (FINISHED runs with a dev value, by what defines
+    them), in its order: refit's pool is the phases the refit starts from, else every phase but
+    refits."""
+    refit = [p for p in plan if p.refit]
+    pool = set(refit[-1].best_of) if refit and best.phase == refit[-1].name else None
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for r in rows:
+        if not (r.status.startswith("FINISHED") and r.run_id and r.dev is not None and r.dev == r.dev):
+            continue
+        if (pool is None and r.phase not in {p.name for p in refit}) or (pool and r.phase in pool):
+            groups.setdefault(tuple(r.defining), []).append(r)
+    return list(groups.values())
+
+
+def _config(row: Row) -> str:
+    """A row's configuration: its label without the seed and fold."""
+    return re.sub(r" seed=\d+( fold=\d+)?$", "", row.label)
+
+
+def lead(rows: Sequence[Row], plan: Sequence[Phase], best: Row, metric: str, mode: str) -> str:
+    """The chosen configuration's mean dev value and whether its lead over the runner-up is
+    beyond noise: a paired t-interval (reports.stats.paired_folds) over the seeds and folds
+    both ran, where there are two or more; otherwise the difference, said plainly not to be
+    evidence."""
+    sign = 1.0 if mode == "max" else -1.0
+    configs = sorted(_by_config(rows, best, plan), key=lambda g: -sign * statistics.fmean(r.dev for r in g))
+    if not configs:
+        return ""
+    top = configs[0]
+    mean = statistics.fmean(r.dev for r in top)
+    head = f"Its configuration `{_config(top[0])}`: mean dev {metric} {mean:.4f} over {len(top)} run(s)"
+    if len(configs) < 2:
+        return f"{head}; no runner-up (one configuration had a dev value)."
+    second = configs[1]
+    gap = sign * (mean - statistics.fmean(r.dev for r in second))
+    head += f"; runner-up `{_config(second[0])}`, lead {gap:+.4f}"
+    a, b = ({(r.seed, r.fold): sign * r.dev for r in g} for g in (top, second))
+    shared = sorted(set(a) & set(b), key=str)
+    from reports.stats import paired_folds  # numbers only (numpy, scipy.special): no circle
+
+    d = paired_folds({i: a[k] for i, k in enumerate(shared)}, {i: b[k] for i, k in enumerate(shared)})
+    if d is None:  # under two runs in common
+        runs = (
+            "no seed or fold in common" if not shared else "one seed" if shared[0][1] is None else "one fold"
+        )
+        return f"{head}; {runs}: cannot tell noise from effect (a single dev difference is not evidence)."
+    verdict = "beyond noise" if d.clear else "within noise"
+    return f"{head}; paired over {len(shared)} seed/fold runs, 95 % interval {d.interval()}: {verdict}."

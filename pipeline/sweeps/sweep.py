@@ -30,6 +30,7 @@ from core.schema import DatasetConfig, ExperimentConfig
 from pipeline import tracking
 from pipeline.config.identity import experiment_name, teacher_hash
 from pipeline.config.loader import config_hash, to_dict
+from pipeline.config.names import sweep_name
 from pipeline.config.phases import Phase, choose
 from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
 from pipeline.sweeps import summary
@@ -180,7 +181,7 @@ def run_sweep(
         "sweep_hash": sweep_hash,
         "study_kind": kind,
     }
-    with tracking.run(exp, f"{first.dataset.name}-{study.name}-sweep", tags) as parent:
+    with tracking.run(exp, sweep_name(study.name, first.dataset.name), tags) as parent:
         parent.text(text, "study.yaml")
         parent.params(
             {

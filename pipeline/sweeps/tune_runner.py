@@ -60,9 +60,10 @@ def _reporter(stage: str, metric: str):
     return on_epoch
 
 
-def _where(config: dict, suffix: str = ""):
+def _where(config: dict):
     """The sweep's parent run and tags, plus where this trial runs: its Ray trial id (how the
-    driver finds the run of a worker that died), node and process."""
+    driver finds the run of a worker that died), node and process; the run names the driver
+    gave the trial (pipeline.config.names)."""
     from pipeline.sweeps.cluster import node
     from pipeline.training.run import Tracking
 
@@ -71,7 +72,8 @@ def _where(config: dict, suffix: str = ""):
         "node": node(),
         "worker_pid": str(os.getpid()),
     }
-    return Tracking(config["parent"], {**config["tags"], **context}, suffix)
+    names = {k: config.get(k, "") for k in ("name", "teacher_name")}
+    return Tracking(config["parent"], {**config["tags"], **context}, **names)
 
 
 def _guarded(stage: str, body, config: dict) -> None:
@@ -127,12 +129,17 @@ def _student(config: dict) -> None:
 
     overrides = list(config["overrides"])
     if "point" in config:  # suggested by a searcher (optuna): the point and the seed index
+        from pipeline.config.names import teacher_trial_name, trial_name
         from pipeline.config.study import trial_overrides
 
         seeds = config["seeds"]
         seed = seeds[config.get("__trial_index__", 0) % len(seeds)]
         overrides = list(trial_overrides(config["fixed"], config["extra"], config["point"], seed))
     cfg = _load(config, overrides)
+    if "point" in config:  # the searcher's point is known only here, in the trial: so its names
+        point, th = config["point"], teacher_hash(cfg)
+        named = {"name": trial_name(point, seed), "teacher_name": teacher_trial_name(point, seed, None, th)}
+        config = {**config, **named}
     failed = config.get("failed_teachers", {}).get(teacher_hash(cfg)) if needs_teacher(cfg) else None
     if failed:  # never train a failed teacher again inside a student trial
         tune.report({"stage": "student", "error": f"teacher failed: {failed}", "dev_metric": float("nan")})
@@ -151,7 +158,7 @@ def _student(config: dict) -> None:
         )
         return
     data, device = prepare(cfg, _quiet)
-    where = _where(config, config.get("suffix", ""))
+    where = _where(config)
     if needs_teacher(cfg):
         teacher, teacher_run, _, _ = ensure_teacher(cfg, data, device, False, where, _quiet)
     else:  # no teacher trained for a loss that reads none; its id is tagged if the sweep has one

@@ -70,16 +70,20 @@ def _pinned(package: str) -> str:
     return f"{package}=={version(package).split('+')[0]}"
 
 
-def register(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
+def register(model_uri: str, name: str, tags: Mapping[str, str], description: str = "") -> str:
     """Register a logged model under `name` (created on first use), the version tagged with
-    `tags`; returns the version number."""
+    `tags`; returns the version number. `description` (markdown) goes on the version and on
+    the registered model, whose page shows what its latest version is."""
     import mlflow
 
-    client()  # the tracking URI, set
+    c = client()  # the tracking URI, set
     # MLflow prints "Successfully registered model ..." / "Created version ..." to stderr itself;
     # the sweep says it in its own line (errors still raise, with MLflow's message)
     with contextlib.redirect_stderr(io.StringIO()):
         version = mlflow.register_model(model_uri, name, tags=dict(tags), await_registration_for=60)
+    if description:  # register_model takes none: set once the version exists
+        c.update_model_version(name, version.version, description=description)
+        c.update_registered_model(name, description=description)
     return str(version.version)
 
 

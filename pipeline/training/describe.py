@@ -27,10 +27,11 @@ def model_line(m: ModelConfig) -> str:
 
 
 def config_line(cfg: ExperimentConfig, role: str) -> str:
-    """One line: the role's model, the loss (KD settings where the student distils), the
-    training schedule, the seed and the fold."""
+    """One line: the role's model, the dataset, the loss (KD settings where the student
+    distils), the training schedule, the seed and the fold. In a sweep the run's name says only
+    what its study varies (pipeline.config.names): this line says the rest."""
     m = getattr(cfg, role)
-    parts = [f"{role}: {model_line(m)}"]
+    parts = [f"{role}: {model_line(m)}", f"dataset {cfg.dataset.name}"]
     if role == "student":
         loss = cfg.loss.name
         if loss != "none":

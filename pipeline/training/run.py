@@ -26,7 +26,9 @@ from models.model import FrozenTeacher, KDModel
 from models.stats import parameter_count, size_mb
 from pipeline import tracking
 from pipeline.config.identity import experiment_name, needs_teacher, teacher_hash
-from pipeline.config.loader import config_hash, dump_yaml, flatten
+from pipeline.config.loader import config_hash, dump_yaml
+from pipeline.config.names import run_name, teacher_name
+from pipeline.config.params import run_params
 from pipeline.data.dataset import DataBundle, load_data
 from pipeline.training.describe import describe
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
@@ -44,10 +46,6 @@ class RunResult:
     teacher_reused: bool
     teacher: dict[str, float]
     student: dict[str, float]
-
-
-def run_name(cfg: ExperimentConfig) -> str:
-    return f"{cfg.dataset.name}-{cfg.student.fusion.name}-{cfg.loss.name}-s{cfg.seed}"
 
 
 def build_model(cfg: ModelConfig, data: DataBundle, role: str, seed: int) -> KDModel:
@@ -140,7 +138,7 @@ def _peak_rss_mb() -> float:
 
 
 def _log_common(log: tracking.RunLog, cfg: ExperimentConfig, data: DataBundle) -> None:
-    params = flatten(cfg)
+    params = run_params(cfg)  # the sections that apply to this run's data format and models
     # the rate each stage trains at, not null where the stage falls back to train.lr
     params.update({f"train.{r}_lr": cfg.train.lr_for(r) for r in ("teacher", "student")})
     log.params(params)
@@ -178,11 +176,14 @@ def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Tracking:
-    """Where runs go: the sweep's parent run and tags every run of the sweep carries."""
+    """Where runs go: the sweep's parent run, tags every run of the sweep carries, and the names
+    the sweep gives the student and teacher runs (pipeline.config.names; empty: a run outside
+    a study, named in full)."""
 
     parent_run_id: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
-    name_suffix: str = ""
+    name: str = ""
+    teacher_name: str = ""
 
 
 def prepare(cfg: ExperimentConfig, say: Say = print) -> tuple[DataBundle, torch.device]:
@@ -248,10 +249,9 @@ def ensure_teacher(
         }
         say(f"teacher: reusing FINISHED run {found} (teacher hash {th})")
         return teacher, found, True, metrics_
-    name = f"{cfg.dataset.name}-teacher-{cfg.teacher.fusion.name}-s{cfg.seed}"
     with tracking.run(
         exp,
-        name,
+        where.teacher_name or teacher_name(cfg),
         {**_tags(cfg, "teacher"), **where.tags, "config_hash": th},
         where.parent_run_id,
         _sampling(cfg),
@@ -305,7 +305,7 @@ def run_student(
     if teacher_run:
         tags["teacher_run_id"] = teacher_run
     with tracking.run(
-        experiment_name(cfg), run_name(cfg) + where.name_suffix, tags, where.parent_run_id, _sampling(cfg)
+        experiment_name(cfg), where.name or run_name(cfg), tags, where.parent_run_id, _sampling(cfg)
     ) as log:
         _log_common(log, cfg, data)
         frozen = FrozenTeacher(teacher).to(device) if teacher is not None else None
