@@ -52,8 +52,9 @@ def test_sweep_on_a_ray_cluster_with_an_mlflow_server(served_sweep):
         assert run.data.params["dataset.root"] == str(synth_wound)
     assert {s.data.tags["teacher_run_id"] for s in students} == {teachers[0].info.run_id}
     # artifacts travel through the server (proxied), not a shared disk
+    # (the chosen student's folder also holds its logged MLflow model, which another test loads)
     arts = {a.path for a in client.list_artifacts(students[0].info.run_id, "student")}
-    assert arts == {"student/model.pt"}
+    assert "student/model.pt" in arts, arts
     assert teachers[0].info.artifact_uri.startswith("mlflow-artifacts:")
     assert any((served_sweep.folder / "server" / "artifacts").rglob("model.pt"))
     # the sweep ended by regenerating the documents from the server's database
