@@ -45,6 +45,18 @@ def chance(sweep: Sweep, ts: list[str]) -> tuple[float, str]:
     return float(np.mean([1.0 / max(k, 1) for k in ks])), "mean of 1/K over tasks (no saved test labels)"
 
 
+def objectives(cs: list[Group]) -> list[str]:
+    """Each loss's objective with its numbers, as its runs recorded it (tag `loss.formula`):
+    two losses of one name can differ (kdsweep's `vanilla` and the group's). Runs older than the
+    tag give no line."""
+    found = {
+        c.tag("loss"): c.tag("loss.formula") for c in cs if c.tag("loss.formula") not in ("?", "nan", "")
+    }
+    if not found:
+        return []
+    return ["Objectives, as each run recorded them:", "", *[f"- `{k}`: `{v}`" for k, v in found.items()], ""]
+
+
 def one_architecture(cs: list[Group]) -> bool:
     """True when every student has the same architecture: latency differences are then noise."""
     arch = {(c.tag("vision"), c.tag("text"), c.tag("fusion"), c.param("student.fusion.layers")) for c in cs}
@@ -141,7 +153,7 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     if not cs:
         return lines + ["No FINISHED student run in this sweep.", ""], None
     taught = teachers(cs)
-    lines += _table(cs, ts, ds, taught) + seeds_note(cs)
+    lines += _table(cs, ts, ds, taught) + seeds_note(cs) + objectives(cs)
     level, level_what = chance(sweep, ts)
     collapsed = [c for c in cs if c.mean("test/avg_f1") <= level + MARGIN]
     lines += [f"### {ds} Observations", ""]
