@@ -66,8 +66,10 @@ def read_text(run_id: str, artifact_uri: str, path: str) -> str | None:
     folder = relocated(run_id, artifact_uri)
     if folder is None:
         local = _local(artifact_uri)
-        if local is None or not local.is_dir():  # a server's artifacts: through the tracking client
+        if local is None:  # a server's artifacts: through the tracking client
             return tracking.read_text(run_id, path)
+        if not local.is_dir():  # a local run without artifacts (a teacher's, say): nothing to read
+            return None
         folder = local  # a local folder: read in place (MLflow's download costs two run lookups)
     file = folder / path
     return file.read_text(encoding="utf-8") if file.is_file() else None

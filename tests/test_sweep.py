@@ -107,7 +107,7 @@ def test_invalid_combination_is_refused_before_any_trial(tmp_path, synth_wound, 
     from pipeline.sweeps.sweep import run_sweep
 
     with pytest.raises(
-        ConfigError, match=r"student.fusion.heads=3.*student.fusion.dim: expected dim divisible by heads"
+        ConfigError, match=r"student.fusion.dim: expected dim divisible by heads.*\[student.fusion.heads=3\]"
     ):
         run_sweep(str(study), tiny_overrides(synth_wound), say=lambda s: None)
     assert not (tmp_path / "mlflow.db").exists()  # nothing was started or written
