@@ -64,6 +64,19 @@ def _served_store_is_mlflows_default(request):
         yield
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (tiny tensors: more threads only compete with the
+    machine's other work); restored afterwards. Modules opt in with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def local_ray():
     """One Ray on this machine for every in-process sweep of the session (`run_sweep` joins a

@@ -16,13 +16,7 @@ from models.dsmil import DSMIL, build_dsmil
 D, K = 8, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: one thread is plenty and keeps the machine free for other work.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def feature_model(seed: int = 0, **kw) -> DSMIL:

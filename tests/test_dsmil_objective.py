@@ -19,12 +19,7 @@ from tasks import TASK_KINDS
 K = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scores(seed: int = 0, b: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

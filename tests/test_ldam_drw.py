@@ -9,13 +9,7 @@ import torch.nn.functional as F
 
 from losses.ldam_drw import LDAMLoss, drw_weight_at, drw_weights, ldam_margins
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_ldam(x, target, cls_num_list, max_m=0.5, s=30.0, weight=None):

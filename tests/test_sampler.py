@@ -11,12 +11,7 @@ from pipeline.data.sampler import sampler_weights, weighted_sampler
 LABELS = [0] * 80 + [1] * 15 + [2] * 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_weights_are_inverse_class_frequency():

@@ -93,12 +93,17 @@ def _reason(e: BaseException) -> str:
     return type(e).__name__
 
 
+def _base(uri: str) -> str:
+    """The server's address without userinfo, query or fragment, and without a trailing slash."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
 def _server_reason(uri: str) -> str | None:
     """None when the server answers like MLflow: /health, or (a server or proxy without it)
     the REST API; 401/403 count as answers (MLflow's client explains a refused login)."""
-    parts = urllib.parse.urlsplit(uri)
-    host = parts.netloc.rpartition("@")[2]  # neither asks for credentials: none are sent
-    base = urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+    base = _base(uri)  # no credentials sent: /health and this probe need none
     status = 0
     for path in ("/health", "/api/2.0/mlflow/experiments/search?max_results=1"):
         try:
@@ -120,10 +125,7 @@ def _login_reason(uri: str) -> str | None:
     MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN), as MLflow's client will send it; else
     what to fix. A server without logins answers anyone. Only the status is read: neither the
     login nor the server's answer is repeated."""
-    parts = urllib.parse.urlsplit(uri)
-    base = urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", "")
-    )
+    base = _base(uri)  # the login goes in a header, never in the URL
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     headers = {}
     if user and password:
