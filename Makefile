@@ -28,6 +28,9 @@ SWEEP ?= sweeps/loss.yaml
 SEEDS ?=
 # VERBOSE=1: Ray's and Ray Tune's own output too (status table, trials' stdout, INFO logs)
 VERBOSE ?=
+# pytest processes for `make test` (pytest-xdist). Two on a 2-core machine: a test's sweep waits
+# on Ray and MLflow a third of the time, and the other process uses that core.
+JOBS ?= 2
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter-out 0,$(VERBOSE)),--verbose) $(ARGS)
 
 .PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server check-store clean
@@ -44,9 +47,9 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: setup ## lint, then the whole test suite (slow tests included; CI runs this)
+test: setup ## lint, then the whole test suite on JOBS processes (slow tests included; CI runs this)
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(JOBS)
 
 test-fast: setup ## the test suite without tests marked slow
 	$(PY) -m pytest -m "not slow"

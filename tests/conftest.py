@@ -125,12 +125,53 @@ def minilm_dir() -> Path:
     return folder
 
 
+# The files whose tests share the served sweep (a `ray start` head and a basic-auth `mlflow
+# server`, about a minute to set up): under `make test` (pytest-xdist) one process runs them all.
+SERVED_FILES = ("test_cluster.py", "test_mlflow_ui.py")
+# The files of the longest tests (a minute or more each in `--durations`): handed out first.
+LONGEST = (
+    "test_xlite_sweep.py",
+    "test_worker_failures.py",
+    "test_sweep.py",
+    "test_brats_sweep.py",
+    "test_mil_sweep.py",
+    "test_cluster.py",
+    "test_mlflow_ui.py",
+)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """`bench_quick` tests run only when asked for (`-m bench_quick`: make bench-quick), so that
-    `make test` stays within its time; they are deselected, never skipped."""
-    if "bench_quick" in (config.getoption("markexpr") or ""):
-        return
-    keep = [i for i in items if i.get_closest_marker("bench_quick") is None]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-        items[:] = keep
+    `make test` stays within its time; they are deselected, never skipped.
+
+    The order is the one pytest-xdist hands out: the longest tests first, then the other slow
+    ones, then the rest, each part in file order (a long test started last would leave the
+    other process idle at the end)."""
+    if "bench_quick" not in (config.getoption("markexpr") or ""):
+        keep = [i for i in items if i.get_closest_marker("bench_quick") is None]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
+
+    def rank(item) -> int:
+        if item.path.name in LONGEST:
+            return 0
+        return 1 if item.get_closest_marker("slow") is not None else 2
+
+    items.sort(key=rank)  # stable: file order kept within each part
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduler for `make test -n 2`: each test on its own, handed out in the
+    order above, except the served sweep's files, one unit for one process (its session
+    fixture is built once). xdist's own `loadgroup` marks do not reach it under pytest 9.2
+    (xdist renames `item._nodeid`, which pytest no longer reads)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::")[0].rsplit("/", 1)[-1]
+            return "served" if file in SERVED_FILES else nodeid
+
+    return Scheduling(config, log)
