@@ -141,34 +141,37 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
     # Ray Tune's folder per batch: the parent run's id keeps two sweeps of one study apart
     # (two datasets at once, or two users of one checkout) instead of sharing their trial state
     prefix = f"{study.name}-{ctx.parent_id[:8]}" + (f"-{name}" if name else "")
+    teacher_confs = [
+        {
+            **common,
+            "stage": "teacher",
+            "tags": _tags(ctx, t),
+            "label": f"teacher seed={t.seed}"
+            + (f" fold={t.fold}" if t.fold is not None else "")
+            + f" hash={h[:8]}",
+            "overrides": [*t.overrides, *ctx.pin],
+            "teacher_hash": h,
+            "teacher_name": names(t)["teacher_name"],
+        }
+        for h, t in new.items()
+    ]
     if new:
         say(f"teachers: training {len(new)} distinct teacher configuration(s)")
-        confs = [
-            {
-                **common,
-                "tags": _tags(ctx, t),
-                "label": f"teacher seed={t.seed}"
-                + (f" fold={t.fold}" if t.fold is not None else "")
-                + f" hash={h[:8]}",
-                "overrides": [*t.overrides, *ctx.pin],
-                "teacher_hash": h,
-                "teacher_name": names(t)["teacher_name"],
-            }
-            for h, t in new.items()
-        ]
-        for r in tune_runner.run_trials("teacher", confs, name=f"{prefix}-teachers", columns=[], **res):
-            m, h = r["metrics"], r["config"]["teacher_hash"]
-            if r["error"] or not m.get("run_id"):
-                batch.failed_teachers[h] = r["error"] or "ended without a result"
-                say(f"teacher FAILED: {r['config']['label']}: {batch.failed_teachers[h]}")
-            elif not m.get("reused"):
-                batch.teachers_trained += 1
+    student = {"name": f"{prefix}-students", "metric": "dev_metric", "mode": study.mode}
+    student["asha"] = study.scheduler == "asha"
+    # A plain grid runs its teachers and students in one Tune run (pipeline.sweeps.ordered); ASHA
+    # and Optuna rank every trial of their run, so their teachers run first, in a run of their own.
+    together = bool(new) and not optuna and not student["asha"]
+    if new and not together:
+        _teachers(
+            batch,
+            tune_runner.run_trials("teacher", teacher_confs, name=f"{prefix}-teachers", columns=[], **res),
+            say,
+        )
     failed = batch.failed_teachers
     blocked = [t for t in todo if needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed]
     runnable = [t for t in todo if not (needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed)]
     common["failed_teachers"] = failed
-    student = {"name": f"{prefix}-students", "metric": "dev_metric", "mode": study.mode}
-    student["asha"] = study.scheduler == "asha"
     if optuna:
         fixed = {
             **common,
@@ -187,16 +190,25 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
         confs = [
             {
                 **common,
+                "stage": "student",
                 "tags": _tags(ctx, t),
                 "label": label(t),
                 "overrides": [*t.overrides, *ctx.pin],
                 "metric": study.metric,
                 **names(t),
                 "index": i,
+                **_waits_for(t, new if together else {}),
             }
             for i, t in enumerate(runnable)
         ]
-        results = tune_runner.run_trials("student", confs, columns=[], **student, **res) if confs else []
+        extra = {"teachers": teacher_confs} if together else {}
+        results = (
+            tune_runner.run_trials("student", confs, columns=[], **student, **res, **extra) if confs else []
+        )
+        if together:
+            _teachers(batch, [r for r in results if r["config"].get("stage") == "teacher"], say)
+            results = [r for r in results if r["config"].get("stage") != "teacher"]
+            blocked = [t for t in todo if needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed]
     _close_open_runs(ctx, results)
     best = f"best_{study.metric}"
     if not optuna:
@@ -226,6 +238,26 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             text = " ".join(f"{k}={v}" for k, v in r["config"].get("point", {}).items())
             batch.rows.append(_result_row(r, partial(Row, text)))
     return batch
+
+
+def _waits_for(trial: Trial, new: dict[str, Trial]) -> dict[str, str]:
+    """The teacher a student's trial waits for in a run of both, and whether it reads it
+    (pipeline.sweeps.ordered)."""
+    from pipeline.sweeps.ordered import AFTER, NEEDS
+
+    digest = teacher_hash(trial.cfg)
+    return {AFTER: digest, NEEDS: needs_teacher(trial.cfg)} if digest in new else {}
+
+
+def _teachers(batch: Batch, rows: list[dict], say: Say) -> None:
+    """The teachers' trials into the batch: failed ones with their reason, the count trained."""
+    for r in rows:
+        m, h = r["metrics"], r["config"]["teacher_hash"]
+        if r["error"] or not m.get("run_id"):
+            batch.failed_teachers[h] = r["error"] or "ended without a result"
+            say(f"teacher FAILED: {r['config']['label']}: {batch.failed_teachers[h]}")
+        elif not m.get("reused"):
+            batch.teachers_trained += 1
 
 
 def _result_row(r: dict | None, make: Callable[..., Row]) -> Row:

@@ -187,6 +187,13 @@ def student_trial(config: dict) -> None:
     _guarded("student", _student, config)
 
 
+def any_trial(config: dict) -> None:
+    """A teacher's or a student's trial, by its config: one trainable for a run of both, so
+    that Tune reuses one actor for either (pipeline.sweeps.ordered)."""
+    trial = config.get("trial", config)
+    (teacher_trial if trial.get("stage") == "teacher" else student_trial)(config)
+
+
 def worker_death(text: str | None) -> str:
     """One line from Ray's error text for a trial whose worker (or node) died."""
     lines = [" ".join(x.split()) for x in (text or "").splitlines() if x.strip()]
@@ -275,20 +282,29 @@ def run_trials(
     mode: str = "max",
     asha: bool = False,
     optuna: dict | None = None,
+    teachers: Sequence[dict] = (),
 ) -> list[dict]:
     """Run `configs` (one trial each) through tune.Tuner; for `optuna`, a searcher suggests
-    `optuna["num_samples"]` points of `optuna["space"]`, each repeated over its seeds.
+    `optuna["num_samples"]` points of `optuna["space"]`, each repeated over its seeds. With
+    `teachers` (student configs only, no ASHA or Optuna), the teachers' trials run in the same
+    Tune run, each before the students that name it (pipeline.sweeps.ordered); their rows come
+    back too, with `stage: teacher` in their config.
     `experiment`/`tags`: the MLflow experiment and the sweep's tags, to end the run of a trial
     whose worker died. `retries`: how often a trial whose worker or node died is run again.
     Returns one row per trial: its config, last result, trial id and error (its own error, or
     the worker's death)."""
     start()
-    trainable = tune.with_resources(
-        teacher_trial if kind == "teacher" else student_trial, {"cpu": cpu, "gpu": gpu}
-    )
+    function = {"teacher": teacher_trial, "student": student_trial}[kind]
+    trainable = tune.with_resources(any_trial if teachers else function, {"cpu": cpu, "gpu": gpu})
     common = {"cpu": cpu}
     search_alg, num_samples = None, 1
-    if optuna is not None:
+    if teachers:
+        from pipeline.sweeps.ordered import Ordered
+
+        assert kind == "student" and not asha and optuna is None, "teachers first: a plain grid only"
+        param_space = dict(common)
+        search_alg, num_samples = Ordered(teachers, configs), len(teachers) + len(configs)
+    elif optuna is not None:
         from ray.tune.search import ConcurrencyLimiter, Repeater
         from ray.tune.search.optuna import OptunaSearch
 
@@ -323,6 +339,7 @@ def run_trials(
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=num_samples,
+            # Tune wraps a searcher of ours (teachers first) in its ConcurrencyLimiter for this
             max_concurrent_trials=(max_concurrent or None) if optuna is None else None,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: (
@@ -340,8 +357,12 @@ def run_trials(
     )
     grid = tuner.fit()
     rows = []
+    handed = getattr(search_alg, "handed", {})
     for result in grid:
-        cfg = result.config.get("trial", result.config)
+        # a searcher's trial that failed before it started has no config in the grid: the
+        # searcher knows it by the trial's folder (named by its id, trial_dirname_creator)
+        cfg = result.config or handed.get(Path(result.path or "").name, {})
+        cfg = cfg.get("trial", cfg)
         metrics = dict(result.metrics or {})
         if result.error:  # the worker or node died (and retries, if any, ran out)
             error = "worker died: " + worker_death(str(result.error))
