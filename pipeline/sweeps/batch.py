@@ -1,5 +1,7 @@
-"""One batch of a sweep's trials through Ray Tune: teachers first, then students, then a row per
-trial (its run, or why it has none). A study runs one batch per phase (pipeline.sweeps.sweep).
+"""One batch of a sweep's trials through Ray Tune: teachers before the students that read them
+(in one Tune run for a plain grid, pipeline.sweeps.ordered; in two under ASHA or Optuna), then a
+row per trial (its run, or why it has none). A study runs one batch per phase
+(pipeline.sweeps.sweep).
 
 Resume: a trial whose configuration (config hash) already has a FINISHED student run is not
 run again; its row points at that run ("FINISHED earlier"). Teachers: one Ray trial per
