@@ -170,8 +170,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             tune_runner.run_trials("teacher", teacher_confs, name=f"{prefix}-teachers", columns=[], **res),
             say,
         )
-    failed = batch.failed_teachers
-    blocked = [t for t in todo if needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed]
+    failed = batch.failed_teachers  # known here without `together`; filled by its run otherwise
     runnable = [t for t in todo if not (needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed)]
     common["failed_teachers"] = failed
     if optuna:
@@ -210,7 +209,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
         if together:
             _teachers(batch, [r for r in results if r["config"].get("stage") == "teacher"], say)
             results = [r for r in results if r["config"].get("stage") != "teacher"]
-            blocked = [t for t in todo if needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed]
+    blocked = [t for t in todo if needs_teacher(t.cfg) and teacher_hash(t.cfg) in failed]
     _close_open_runs(ctx, results)
     best = f"best_{study.metric}"
     if not optuna:

@@ -30,16 +30,14 @@ NEEDS = "reads_teacher"  # true: the student distils from it (dropped when the t
 class Ordered(Searcher):
     def __init__(self, teachers: Sequence[dict], students: Sequence[dict]) -> None:
         super().__init__()
-        self.teachers = list(teachers)  # not yet handed out, each with its "teacher_hash"
+        self.teachers = list(teachers)  # not yet handed out: `stage: teacher`, its "teacher_hash"
         self.students = list(students)
         self.pending = {t["teacher_hash"] for t in teachers}  # handed out or not, no run yet
-        self.live: dict[str, dict] = {}  # trial id -> the teacher config it runs
         self.handed: dict[str, dict] = {}  # trial id -> its suggestion, teacher or student
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.teachers:
             conf = self.teachers.pop(0)
-            self.live[trial_id] = conf
         else:
             conf = next((s for s in self.students if s.get(AFTER) not in self.pending), None)
             if conf is not None:
@@ -51,8 +49,8 @@ class Ordered(Searcher):
         return None if self.students else Searcher.FINISHED
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        conf = self.live.pop(trial_id, None)
-        if conf is None:  # a student's trial
+        conf = self.handed.get(trial_id, {}).get("trial", {})
+        if conf.get("stage") != "teacher":
             return
         digest = conf["teacher_hash"]
         self.pending.discard(digest)
