@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from support import runs_by_stage, tiny_overrides
+from support import runs_by_stage, sqlite_store, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_tracking_off_records_nothing_and_reuses_nothing(synth_wound, tmp_path, 
     from pipeline.config.loader import load_experiment
     from pipeline.training.run import run_experiment
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = load_experiment("default", tiny_overrides(synth_wound, epochs=1))
     run_experiment(cfg, say=lambda _: None)  # tracked: a teacher and a student
@@ -103,7 +103,7 @@ def test_generated_history_is_read_by_the_report(tmp_path, monkeypatch):
     from bench.report_db import populate
     from reports.__main__ import build
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     written = populate(None, uri, 130)
     client = MlflowClient(uri)

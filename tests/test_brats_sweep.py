@@ -18,7 +18,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import runs_by_stage
+from support import runs_by_stage, sqlite_store
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDS = 2
@@ -49,7 +49,7 @@ def test_brats_study_runs_ensembles_and_reports(tmp_path, monkeypatch, local_ray
 
     root = tmp_path / "brats"
     generate_brats(root, n_hgg=14, n_lgg=8, shape=(24, 24, 12), seed=0)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     overrides = [
         "dataset=synthetic-brats",

@@ -183,9 +183,9 @@ def test_the_synthetic_wound_set_is_the_groups_layout(synth_wound):
 
 @pytest.mark.slow
 def test_one_tiny_epoch_on_the_groups_layout(folder, tmp_path):
-    from support import tiny_overrides
+    from support import sqlite_store, tiny_overrides
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_store(tmp_path / "mlflow.db"), "HF_HUB_OFFLINE": "1"}
     args = ["run", "default", "--no-track", "dataset=wound", *tiny_overrides(folder, epochs=1)]
     args += ["train.batch_size=8", "preprocess.resize=stretch", "preprocess.normalize=given"]
     done = subprocess.run(

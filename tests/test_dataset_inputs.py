@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 
 from pipeline import tracking
+from support import sqlite_store
 
 
 def test_runs_logging_the_same_split_at_once_all_get_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     n, errors, ids = 6, [], []
     start = threading.Barrier(n)
 

@@ -244,9 +244,9 @@ def test_a_student_run_records_its_formula_as_a_tag(synth_wound, tmp_path, monke
     from mlflow.tracking import MlflowClient
 
     from pipeline.training.run import run_experiment
-    from support import tiny_overrides
+    from support import sqlite_store, tiny_overrides
 
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlruns" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     extra = ["loss.name=group_combined", "loss.alpha=null", "loss.params.gamma=2", "tracking.log_models=none"]
     cfg = load_experiment("default", [*tiny_overrides(synth_wound, epochs=1), *extra])

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from test_report_runs import toy_experiment
 
+from support import sqlite_store
+
 TASK = "grade"
 CLASSES = ["HGG", "LGG"]  # positive class HGG: index 0, not the default 1
 N = 40
@@ -151,7 +153,7 @@ def fill() -> None:
 def docs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mil")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp / "mlflow.db"))
         from reports.__main__ import build
 
         fill()

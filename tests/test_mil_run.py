@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from core.errors import ConfigError
 from pipeline.config.loader import load_experiment
+from support import sqlite_store
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_bags_batch_as_padded_instances_with_a_mask(synth_brats):
 def test_mil_run_logs_stability_evidence_and_metrics_json(synth_brats, tmp_path, monkeypatch):
     from pipeline.training.run import run_experiment
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = _cfg(
         synth_brats, "loss.label_loss=ldam_drw", "loss.ldam.drw_epoch=2", "split.folds=3", "split.fold=1"
@@ -113,7 +114,7 @@ def test_mil_run_with_the_paper_objective_logs_its_two_terms_and_its_objective(
 ):
     from pipeline.training.run import run_experiment
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = _cfg(synth_brats, "student.mil.objective=dsmil", "loss.name=vanilla", "train.student_epochs=2")
     result = run_experiment(cfg, say=lambda _: None)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pandas as pd
 from test_report_runs import parent, student, toy_experiment
 
+from support import sqlite_store
+
 
 def test_results_csv_round_trips_and_reports_the_restored_epoch(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     from reports.__main__ import build
 
     c, exp = toy_experiment()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from test_report_runs import loss_sweep
 
+from support import sqlite_store
+
 REPO = Path(__file__).resolve().parents[1]
 SPECS = [("combined", 0, 0.9, 0.9), ("vanilla", 0, 0.8, 0.8), ("none", 0, 0.7, 0.7)]
 
@@ -39,6 +41,7 @@ def _snapshot(store: Path) -> dict[str, tuple[str, int]]:
 
 def test_documents_name_the_store_as_the_user_did(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    sqlite_store(tmp_path / "portable-a2" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///portable-a2/mlflow.db")
     loss_sweep(SPECS)
     from reports.__main__ import build
@@ -59,7 +62,7 @@ def test_documents_name_the_store_as_the_user_did(tmp_path, monkeypatch):
 
 def test_make_report_writes_nothing_to_the_store_unless_asked(tmp_path, monkeypatch):
     store = tmp_path / "store"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(store / "mlflow.db"))
     sweep = loss_sweep(SPECS)
     _checkpoint(store / "mlflow.db")
     before = _snapshot(store)
@@ -90,7 +93,7 @@ def test_a_copied_store_reports_the_same_documents(tmp_path, monkeypatch, capsys
     from reports.__main__ import build
 
     original, copy = tmp_path / "theirs" / "mlruns", tmp_path / "mine" / "mlruns-copy"
-    uri_a, uri_b = f"sqlite:///{original / 'mlflow.db'}", f"sqlite:///{copy / 'mlflow.db'}"
+    uri_a, uri_b = sqlite_store(original / "mlflow.db"), f"sqlite:///{copy / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri_a)
     loss_sweep(
         SPECS + [("none", 1, 0.7, 0.6), ("combined", 1, 0.9, 0.8), ("vanilla", 1, 0.8, 0.7)], seeds=[0, 1]

@@ -11,6 +11,7 @@ from test_report_runs import toy_experiment
 
 from core.errors import ConfigError
 from reports import registry
+from support import sqlite_store
 
 KINDS = [s.kind for s in registry.studies()]
 FAILED = {"label": "x seed=0", "status": "FAILED", "run_id": None, "error": "RuntimeError: boom", "seed": 0}
@@ -37,7 +38,7 @@ def store(tmp_path_factory):
     `<kind>-empty`) and one whose only trial failed before its run existed (`<kind>-failed`)."""
     tmp = tmp_path_factory.mktemp("registry")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp / "mlflow.db"))
         from reports.__main__ import build
 
         c, exp = toy_experiment()
@@ -59,7 +60,7 @@ def test_the_registry_holds_every_study_in_document_order():
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_study_renders_a_minimal_store(kind, store, monkeypatch):
     tmp, written = store
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp / "mlflow.db"))
     from reports.query import sweeps
 
     found = sweeps()
@@ -94,7 +95,7 @@ def test_a_kind_registers_once():
 
 def test_a_new_study_is_one_decorated_function(tmp_path, monkeypatch):
     """What a new file under reports/studies/ does: register a render; the build writes and indexes it."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     monkeypatch.setattr(registry.STUDIES, "_entries", dict(registry.STUDIES._entries))  # restored after
 
     @registry.register("toy-study", order=99, in_results_csv=False)

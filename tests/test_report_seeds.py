@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from test_report_runs import failed, loss_sweep, parent, student, toy_experiment
 
+from support import sqlite_store
+
 
 def test_ranking_uses_matched_seeds_and_cells_show_missing_ones(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     from reports.__main__ import build
 
     # combined lost seed 1; alone its seed 0 (dev 0.68) beats vanilla's two-seed mean (0.65),

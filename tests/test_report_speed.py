@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from bench.report_scaling import mlflow_server, same_documents
+from support import sqlite_store
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = {
@@ -39,7 +40,7 @@ DOCS = {
 def store(tmp_path_factory):
     """(folder, URI, the earlier X-Lite sweep's id) of a store with every study kind in it."""
     tmp = tmp_path_factory.mktemp("speed")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = sqlite_store(tmp / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         import test_mil_report

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from test_report_runs import parent, student, toy_experiment
 
+from support import sqlite_store
+
 
 def test_a_backbone_sweep_over_losses_gets_a_loss_column(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     from reports.__main__ import build
 
     c, exp = toy_experiment()

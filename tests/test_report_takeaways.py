@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from test_report_runs import loss_sweep, parent, preds, student, toy_experiment
 
+from support import sqlite_store
+
 
 @pytest.fixture
 def tmp_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     return tmp_path
 
 

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from test_report_runs import parent, preds, student, toy_experiment
 
+from support import sqlite_store
+
 # the tiny profile's student and teacher as their flattened configs log them (pipeline.config)
 SHRUNK_STUDENT = {"student.vision.kwargs.depth": 2, "student.text.config.n_layers": 2}
 SHRUNK_TEACHER = {"teacher.vision.kwargs.embed_dim": 96, "teacher.text.config.num_hidden_layers": 2}
@@ -43,7 +45,7 @@ def docs(request, tmp_path_factory):
     """(case, docs folder) of a loss, a KD and a backbone sweep distilled from one teacher."""
     tmp = tmp_path_factory.mktemp(request.param)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp / "mlflow.db"))
         c, exp = toy_experiment()
         share, students = CASES[request.param]
         tid = teacher(c, exp, share, share - 0.05)

@@ -7,13 +7,15 @@ from test_report_runs import parent as _parent
 from test_report_runs import student as _student
 from test_report_runs import toy_experiment
 
+from support import sqlite_store
+
 
 @pytest.fixture(scope="module", params=[True, False], ids=["clear-winner", "no-clear-winner"])
 def store(request, tmp_path_factory):
     """A database of hand-made runs (built once per module and parameter)."""
     tmp_path = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
         clear = _fill(request.param)
         yield clear, _build(tmp_path)
         if request.param:  # rebuilding gives byte-identical files
@@ -247,7 +249,7 @@ def test_empty_database_gives_a_message(tmp_path, monkeypatch, capsys):
 
 
 def test_latest_sweep_by_default_and_sweep_id_picks_another(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
     from reports.query import sweeps
 
     c, exp = toy_experiment()

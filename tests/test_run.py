@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from models.model import KDModel
 from pipeline.config.loader import load_experiment
 from pipeline.training.run import run_experiment
-from support import runs_by_stage, tiny_overrides
+from support import runs_by_stage, sqlite_store, tiny_overrides
 from tasks import TASK_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlruns" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return MlflowClient(uri)
 
@@ -147,7 +147,7 @@ def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 def test_cli_run_and_bad_input(tmp_path, synth_medpix, kdsweep_cache):
     env = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": sqlite_store(tmp_path / "mlflow.db"),
         "KDSWEEP_CACHE": str(kdsweep_cache),
     }
     ok = _cli("run", "default", "dataset=synthetic-medpix", *tiny_overrides(synth_medpix, epochs=1), env=env)

@@ -13,7 +13,7 @@ from core.errors import ConfigError
 from pipeline.config.identity import teacher_hash
 from pipeline.config.loader import config_hash, load_experiment, to_dict
 from pipeline.training.run import run_experiment
-from support import tiny_overrides
+from support import sqlite_store, tiny_overrides
 
 
 def test_unset_rates_fall_back_to_lr_and_stay_out_of_the_hash():
@@ -65,7 +65,7 @@ def test_each_stage_optimiser_gets_its_rate():
 
 @pytest.mark.slow
 def test_tiny_run_trains_and_logs_each_stage_at_its_rate(synth_wound, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlruns" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     seen: list[float] = []
     real = train_mod.optimizer

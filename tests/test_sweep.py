@@ -15,7 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from core.errors import ConfigError
-from support import runs_by_stage, tiny_overrides, wait_for
+from support import runs_by_stage, sqlite_store, tiny_overrides, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def test_sweep_runs_concurrent_trials_under_one_parent(
 ):
     """4 trials at once (0.5 CPU each) on sqlite: parent/child runs, statuses, one teacher,
     every epoch's metric present (no 'database is locked', nothing lost)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     study = _study(tmp_path, {"loss.name": ["none", "vanilla", "combined", "rkd"]}, resources={"cpu": 0.5})
     from pipeline.sweeps.sweep import run_sweep
@@ -117,7 +117,7 @@ def test_failed_trial_is_isolated_and_a_killed_sweep_resumes(tmp_path, synth_wou
     """kill -9 the driver after a trial finished; the same command resumes: failures stay
     isolated, nothing runs twice, nothing is left RUNNING. What the resumed sweep prints is
     kdsweep's own lines only (pipeline.sweeps.output)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     # num_heads=3 does not divide the ViT width 64: that trial raises inside timm at build time
     space = {"loss.name": ["none", "vanilla"], "student.vision.kwargs.num_heads": [2, 3]}

@@ -13,6 +13,7 @@ import torch
 from core.errors import ConfigError, DataError
 from core.schema import VolumeConfig
 from pipeline.config.loader import load_experiment
+from support import sqlite_store
 
 MODS = ("flair", "t1ce", "t2")
 SMALL = (24, 24, 12)  # the fixture's volumes: the synthetic generator's smallest useful size
@@ -250,7 +251,7 @@ def test_resnet3d_run_writes_dsmil_s_metrics_json_and_teaches_dsmil(synth_brats,
 
     from pipeline.training.run import run_experiment
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
 

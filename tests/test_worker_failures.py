@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import runs_by_stage, tiny_overrides, wait_for
+from support import runs_by_stage, sqlite_store, tiny_overrides, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def _kill(client: MlflowClient, name: str, seen: set[str]) -> str:
 def test_killed_worker_fails_its_run_and_is_retried_while_own_errors_are_not(
     tmp_path, synth_wound, kdsweep_cache
 ):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     # num_heads=3 does not divide the ViT width 64: those trials raise (their own error).
     # `retries` is left out: the default (1) applies.
     study = tmp_path / "study.yaml"
@@ -119,7 +119,7 @@ def _sweep(tmp_path: Path, study: dict, root: Path, epochs: int = 2):
 
 def test_students_of_a_failed_teacher_are_not_started(tmp_path, synth_wound, monkeypatch, local_ray):
     """A failed teacher blocks the students that distil from it; `none` reads no teacher and runs."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     # the teacher's ViT cannot be built (5 heads do not divide its width 96); the students could
     study = {"space": {"loss.name": ["none", "vanilla"]}, "overrides": ["teacher.vision.kwargs.num_heads=5"]}
@@ -144,7 +144,7 @@ def test_only_runs_the_scheduler_stopped_are_labelled_early_stopping(
 ):
     """ASHA (grace 2 epochs) stops the student that cannot learn (lr 1e-9) behind one that can:
     its run ends KILLED with the early-stopping reason; the other FINISHED."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     study = {
         "space": {"train.lr": [0.003, 1e-9]},

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from test_report_runs import toy_experiment
 
+from support import sqlite_store
+
 TASK = "findings"
 LABELS = ["Atelectasis", "Cardiomegaly", "Effusion", "Hernia"]  # Hernia: no positive on test
 N = 60
@@ -241,7 +243,7 @@ def store(tmp_path_factory):
     """(folder, the earlier sweep's id): one database for the module (creating one takes seconds)."""
     tmp = tmp_path_factory.mktemp("xlite")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp / "mlflow.db"))
         from reports.__main__ import build
 
         older = fill()

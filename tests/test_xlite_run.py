@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config.loader import load_experiment
 from pipeline.data.chestxray import LABELS
 from pipeline.training.run import run_experiment
+from support import sqlite_store
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def synth_xray(tmp_path_factory):
 
 
 def test_multilabel_run_logs_the_kinds_terms_metrics_and_predictions(synth_xray, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = load_experiment(
         "default",

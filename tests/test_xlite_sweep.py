@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import runs_by_stage
+from support import runs_by_stage, sqlite_store
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_phased_study_with_cv_and_refit(tmp_path, monkeypatch, local_ray):
 
     root = tmp_path / "cx"
     generate_chestxray(root, n_patients=40, image_size=32, seed=0)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     study = tmp_path / "xlite-smoke.yaml"
     data = {"experiment": "xlite", "report": "xlite", "metric": "dev/findings/auc", "phases": PLAN}
