@@ -89,7 +89,11 @@ def ray_head() -> Iterator[dict[str, str]]:
     token = tmp / "token"
     token.write_text(secrets.token_hex(32))
     port = free_port()
-    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    # no workers prestarted for the first driver: Ray Tune's trial actors never take them (their
+    # runtime_env differs, see pipeline.sweeps.cluster.connect); each costs CPU for nothing
+    env = clean_env(
+        RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_prestart_worker_first_driver="0"
+    )
     cmd = [
         str(RAY),
         "start",

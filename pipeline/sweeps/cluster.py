@@ -21,7 +21,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,9 +80,8 @@ def address() -> str:
     return os.environ.get("RAY_ADDRESS", "").strip()
 
 
-def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
-    """ray.init once: on this machine, or the cluster at RAY_ADDRESS (checked first). On this
-    machine, the first `warm_slots` workers import `warm_modules` as they start (warm)."""
+def connect() -> None:
+    """ray.init once: on this machine, or the cluster at RAY_ADDRESS (checked first)."""
     import ray
 
     from pipeline.sweeps.output import local_auth_notice_dropped, ray_init_options
@@ -95,14 +94,20 @@ def connect(warm_modules: Sequence[str] = (), warm_slots: int = 0) -> None:
     env = job_env()
     cluster = address()
     if not cluster:
-        from pipeline.sweeps import warm
-
         # "local": a Ray of this sweep's own. Plain ray.init() would join whatever `ray start`
         # left on this machine (/tmp/ray/ray_current_cluster), and hang on a stale one. Its
-        # processes inherit the job's environment (no runtime_env: see pipeline.sweeps.warm).
+        # processes inherit the job's environment (no runtime_env: nothing to set up per worker).
         # Ray turns token authentication on for it and says so on every run: kept, not said.
-        with _environ({**env, **warm.environment(warm_modules, warm_slots)}), local_auth_notice_dropped():
-            ray.init(address="local", include_dashboard=False, **ray_init_options())
+        # No prestarted workers: Ray starts one per CPU for the first driver, but Ray Tune gives
+        # its trial actors a runtime_env of their own (PL_DISABLE_FORK), so a trial never takes
+        # one (checked: every trial got a new worker) and each cost ~1 s of CPU for nothing.
+        with _environ(env), local_auth_notice_dropped():
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                _system_config={"prestart_worker_first_driver": False},
+                **ray_init_options(),
+            )
         return
     _probe(cluster)
     runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.errors import ConfigError
-from core.schema import DatasetConfig, ExperimentConfig
+from core.schema import DatasetConfig
 from pipeline import tracking
 from pipeline.config.identity import experiment_name, teacher_hash
 from pipeline.config.loader import config_hash, to_dict
@@ -94,22 +94,9 @@ def check_data(cfg: DatasetConfig) -> None:
     samples(cfg)
 
 
-def warm_modules(cfgs: Sequence[ExperimentConfig]) -> list[str]:
-    """What the trials of these configurations import: Ray Tune and the trial's code, timm
-    (every vision source builds on it) and transformers when a model reads text."""
-    reads_text = any(getattr(c, r).modalities != "image" for c in cfgs for r in ("teacher", "student"))
-    return [
-        "pipeline.sweeps.tune_runner",
-        "pipeline.training.run",
-        "timm",
-        *(["transformers"] if reads_text else []),
-    ]
-
-
-def start_ray(warm: Sequence[str] = (), slots: int = 0) -> Callable[[], None]:
-    """Ray (pipeline.sweeps.cluster.connect; its first `slots` workers import `warm`) and Ray
-    Tune's import in a thread; returns the wait for it, which raises its error (ClusterError)
-    in the caller. The thread mostly waits on Ray's processes, so the caller's own work
+def start_ray() -> Callable[[], None]:
+    """Ray (pipeline.sweeps.cluster.connect) and Ray Tune's import in a thread; returns the wait
+    for it, which raises its error (ClusterError) in the caller. The thread mostly waits on Ray's processes, so the caller's own work
     (opening MLflow) runs meanwhile."""
     import ray  # noqa: F401  (here: one thread imports Ray's modules, the other MLflow's)
 
@@ -120,7 +107,7 @@ def start_ray(warm: Sequence[str] = (), slots: int = 0) -> Callable[[], None]:
 
     def target() -> None:
         try:
-            connect(warm, slots)
+            connect()
             from pipeline.sweeps import tune_runner  # noqa: F401  (Ray Tune: ~1 s of imports)
         except BaseException as e:  # handed to the caller's thread
             errors.append(e)
@@ -160,7 +147,7 @@ def run_sweep(
     exp = experiment_name(first)
     described = {k: v for k, v in to_dict(study).items() if not (k == "ensemble" and v is None)}
     sweep_hash = config_hash({"study": described, "extra": list(extra)})  # as before `ensemble` existed
-    ray_ready = start_ray(warm_modules([t.cfg for t in validated]), study.max_concurrent)
+    ray_ready = start_ray()
     if address():  # a cluster that cannot be reached or refuses us: one line, nothing in MLflow
         ray_ready()
     # Ray on this machine: MLflow's import and the store's set-up (~3 s) overlap its start
