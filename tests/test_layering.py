@@ -65,8 +65,13 @@ def test_one_module_talks_to_mlflow_and_one_to_ray_tune():
     }
     outside = sorted(p for p in mlflow if not p.startswith("pipeline/tracking/"))
     assert mlflow and not outside, f"MLflow imported outside pipeline/tracking/: {outside}"  # one package
-    # the runner, and the searcher it hands Tune (teachers before their students)
-    assert tune == {"pipeline/sweeps/tune_runner.py", "pipeline/sweeps/ordered.py"}
+    # the runner, the searcher it hands Tune (teachers before their students), and the one run
+    # a plain-grid study feeds batch by batch
+    assert tune == {
+        "pipeline/sweeps/tune_runner.py",
+        "pipeline/sweeps/ordered.py",
+        "pipeline/sweeps/session.py",
+    }
 
 
 # --- import circles -------------------------------------------------------------------------

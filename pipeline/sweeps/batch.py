@@ -52,6 +52,7 @@ class Context:
     sweep_hash: str
     parent_id: str
     pin: list[str]  # overrides every trial gets (the dataset root as resolved by the driver)
+    session: Any = None  # a plain grid's one Tune run for all its batches (pipeline.sweeps.session)
 
 
 @dataclass
@@ -112,6 +113,26 @@ def stopped_early(result: dict) -> bool:
     return not result["error"] and "run_id" not in result["metrics"]
 
 
+def resources(ctx: Context) -> dict[str, Any]:
+    """What each Tune run of the sweep gets: trial resources, concurrency, retries, and the
+    experiment and tags by which a dead worker's run is found."""
+    study = ctx.study
+    return {
+        "cpu": study.resources.cpu,
+        "gpu": study.resources.gpu,
+        "max_concurrent": study.max_concurrent,
+        "retries": study.retries,
+        "experiment": ctx.experiment,
+        "tags": {"study": study.name, "sweep_hash": ctx.sweep_hash},
+    }
+
+
+def fed(ctx: Context) -> bool:
+    """A study whose batches can share one Tune run: a plain grid (ASHA and Optuna rank the
+    trials of their run)."""
+    return ctx.study.search.algorithm != "optuna" and ctx.study.scheduler != "asha"
+
+
 def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print) -> Batch:
     from pipeline.sweeps import tune_runner
 
@@ -123,14 +144,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
     todo = list(trials) if optuna else [t for t in trials if t.config_hash not in finished]
     if name:
         say(f"phase {name}: {len(trials)} trial(s), {len(trials) - len(todo)} already FINISHED")
-    res = {
-        "cpu": study.resources.cpu,
-        "gpu": study.resources.gpu,
-        "max_concurrent": study.max_concurrent,
-        "retries": study.retries,
-        "experiment": exp,
-        "tags": {"study": study.name, "sweep_hash": ctx.sweep_hash},
-    }
+    res = resources(ctx)
     common = {"experiment": study.experiment, "parent": ctx.parent_id, "env": trial_env()}
     batch = Batch([])
     # one teacher trial per distinct teacher configuration (the first trial that needs it)
@@ -203,9 +217,12 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             for i, t in enumerate(runnable)
         ]
         extra = {"teachers": teacher_confs} if together else {}
-        results = (
-            tune_runner.run_trials("student", confs, columns=[], **student, **res, **extra) if confs else []
-        )
+        if not confs:
+            results = []
+        elif ctx.session is not None:  # the study's one run (a plain grid: not ASHA, not Optuna)
+            results = ctx.session.run(confs, **extra)
+        else:
+            results = tune_runner.run_trials("student", confs, columns=[], **student, **res, **extra)
         if together:
             _teachers(batch, [r for r in results if r["config"].get("stage") == "teacher"], say)
             results = [r for r in results if r["config"].get("stage") != "teacher"]

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +35,7 @@ from pipeline.config.names import sweep_name
 from pipeline.config.phases import Phase, choose
 from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
 from pipeline.sweeps import summary
-from pipeline.sweeps.batch import Context, Row, run_batch
+from pipeline.sweeps.batch import Context, Row, fed, resources, run_batch
 from pipeline.sweeps.cluster import address
 from pipeline.sweeps.register import register_sweep_choice  # imports torch only to register
 
@@ -182,16 +183,22 @@ def run_sweep(
         )
         ctx = Context(study, extra, exp, sweep_hash, parent.run_id, [f"dataset.root={first.dataset.root}"])
         rows, trained, failed_teachers, phases = [], 0, 0, []
-        for phase in plan:
-            trials, chosen = _phase_trials(study, phase, extra, rows, say)
-            if study.phases:
-                phases.append(_phase_record(phase, chosen))
-            if trials is None:
-                continue
-            batch = run_batch(ctx, trials, phase.name, say)
-            rows += batch.rows
-            trained += batch.teachers_trained
-            failed_teachers += len(batch.failed_teachers)
+        with contextlib.ExitStack() as stack:
+            if fed(ctx):  # every batch in one Tune run (pipeline.sweeps.session)
+                from pipeline.sweeps.session import session
+
+                name = f"{study.name}-{parent.run_id[:8]}"
+                ctx.session = stack.enter_context(session(resources(ctx), name))
+            for phase in plan:
+                trials, chosen = _phase_trials(study, phase, extra, rows, say)
+                if study.phases:
+                    phases.append(_phase_record(phase, chosen))
+                if trials is None:
+                    continue
+                batch = run_batch(ctx, trials, phase.name, say)
+                rows += batch.rows
+                trained += batch.teachers_trained
+                failed_teachers += len(batch.failed_teachers)
         if study.ensemble is not None:  # the members' fold models combined: runs of their own
             from pipeline.sweeps import ensemble
 

@@ -316,6 +316,54 @@ def run_trials(
         num_samples = optuna["num_samples"] * len(optuna["fixed"]["seeds"])
     else:
         param_space = {**common, "trial": tune.grid_search(list(configs))}
+    tuner = make_tuner(
+        trainable,
+        param_space,
+        search_alg,
+        num_samples,
+        max_concurrent=max_concurrent if optuna is None else 0,
+        retries=retries,
+        name=name,
+        columns=None if optuna is None else columns,
+        callbacks=[Progress(experiment, tags)],
+        metric="dev_metric" if (metric and (asha or optuna)) else None,
+        mode=mode if (asha or optuna) else None,
+        asha=asha,
+    )
+    grid = tuner.fit()
+    handed = getattr(search_alg, "handed", {})
+    # a searcher's trial that failed before it started has no config in the grid: the searcher
+    # knows it by the trial's folder (named by its id, trial_dirname_creator)
+    return [row(r.config or handed.get(Path(r.path or "").name, {}), r.metrics, r.error) for r in grid]
+
+
+def row(config: Mapping[str, Any], metrics: Mapping[str, Any] | None, died: object) -> dict:
+    """One trial's outcome: its config, last result, trial id and error (its own error, or
+    the death of its worker when `died` holds Ray's error and retries, if any, ran out)."""
+    cfg = dict(config.get("trial", config))
+    metrics = dict(metrics or {})
+    error = "worker died: " + worker_death(str(died)) if died else metrics.get("error")
+    return {"config": cfg, "metrics": metrics, "error": error, "trial_id": metrics.get("trial_id")}
+
+
+def make_tuner(
+    trainable: Any,
+    param_space: dict,
+    search_alg: Any,
+    num_samples: int,
+    *,
+    max_concurrent: int,
+    retries: int,
+    name: str,
+    columns: Sequence[str] | None,
+    callbacks: Sequence[Any],
+    metric: str | None = None,
+    mode: str | None = None,
+    asha: bool = False,
+    stop: Any = None,
+) -> tune.Tuner:
+    """The Tuner every kdsweep run uses: actors reused, trial folders named by trial id, Tune's
+    own loggers and status table off unless --verbose; `columns` None: the trial's label."""
     scheduler = None
     if asha:
         from ray.tune.schedulers import ASHAScheduler
@@ -326,21 +374,21 @@ def run_trials(
     if verbose():
         reporter = tune.CLIReporter(
             metric_columns={"stage": "stage", "epoch": "epoch", "dev_metric": "dev metric"},
-            parameter_columns={"trial/label": "config"} if optuna is None else list(columns),
+            parameter_columns={"trial/label": "config"} if columns is None else list(columns),
             max_report_frequency=60,
             max_column_length=60,
         )
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric="dev_metric" if (metric and (asha or optuna)) else None,
-            mode=mode if (asha or optuna) else None,
+            metric=metric,
+            mode=mode,
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=num_samples,
             # Tune wraps a searcher of ours (teachers first) in its ConcurrencyLimiter for this
-            max_concurrent_trials=(max_concurrent or None) if optuna is None else None,
+            max_concurrent_trials=max_concurrent or None,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: (
                 trial.trial_id
@@ -352,21 +400,7 @@ def run_trials(
             progress_reporter=reporter,
             failure_config=tune.FailureConfig(max_failures=retries),
             verbose=1 if reporter is not None else 0,
-            callbacks=[Progress(experiment, tags)],
+            callbacks=list(callbacks),
+            stop=stop,
         ),
     )
-    grid = tuner.fit()
-    rows = []
-    handed = getattr(search_alg, "handed", {})
-    for result in grid:
-        # a searcher's trial that failed before it started has no config in the grid: the
-        # searcher knows it by the trial's folder (named by its id, trial_dirname_creator)
-        cfg = result.config or handed.get(Path(result.path or "").name, {})
-        cfg = cfg.get("trial", cfg)
-        metrics = dict(result.metrics or {})
-        if result.error:  # the worker or node died (and retries, if any, ran out)
-            error = "worker died: " + worker_death(str(result.error))
-        else:
-            error = metrics.get("error")
-        rows.append({"config": cfg, "metrics": metrics, "error": error, "trial_id": metrics.get("trial_id")})
-    return rows
