@@ -55,7 +55,7 @@ def teacher(ctx: Context) -> dict:
 
 
 def bare(ctx: Context, temperatures: list[float], threads: int, barrier: str, parties: int) -> dict:
-    """The trial body of `tune_runner.student_trial`, without Ray, back to back; the timed
+    """The trial body of `trials.student_trial`, without Ray, back to back; the timed
     trials start when all `parties` processes are warm, so they run side by side."""
     from pipeline.config.loader import load_experiment
     from pipeline.training.run import ensure_teacher, prepare, run_student

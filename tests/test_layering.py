@@ -2,7 +2,7 @@
 shared core (schema, registry, errors), never on pipeline/ (which imports them: a cycle); the
 core depends on nothing of the project; no two modules of the tree import each other, directly
 or round a longer circle; only pipeline.tracking imports MLflow (bench/ included) and only
-pipeline.sweeps.tune_runner imports Ray Tune."""
+pipeline.sweeps imports Ray Tune (its runner, trials, searcher and session)."""
 
 from __future__ import annotations
 
@@ -65,10 +65,11 @@ def test_one_module_talks_to_mlflow_and_one_to_ray_tune():
     }
     outside = sorted(p for p in mlflow if not p.startswith("pipeline/tracking/"))
     assert mlflow and not outside, f"MLflow imported outside pipeline/tracking/: {outside}"  # one package
-    # the runner, the searcher it hands Tune (teachers before their students), and the one run
-    # a plain-grid study feeds batch by batch
+    # the runner, the trials it hands Tune, the searcher (teachers before their students), and
+    # the one run a plain-grid study feeds batch by batch
     assert tune == {
         "pipeline/sweeps/tune_runner.py",
+        "pipeline/sweeps/trials.py",
         "pipeline/sweeps/ordered.py",
         "pipeline/sweeps/session.py",
     }
