@@ -8,6 +8,11 @@ from __future__ import annotations
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes on two cores: torch's two threads in each, on tiny
+    # tensors, would mostly spin-wait (OpenMP) on CPU the other process needs. One thread per
+    # process, before anything imports torch; trials set their own (pipeline.sweeps.trials).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -163,15 +168,17 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """pytest-xdist's scheduler for `make test -n 2`: each test on its own, handed out in the
-    order above, except the served sweep's files, one unit for one process (its session
-    fixture is built once). xdist's own `loadgroup` marks do not reach it under pytest 9.2
-    (xdist renames `item._nodeid`, which pytest no longer reads)."""
+    """pytest-xdist's scheduler for `make test -n 2`: one file per unit, handed out in the order
+    above (a file's module-scoped fixtures, such as a real label table read or a report store,
+    are built once, not once per process that got one of its tests), and the served sweep's
+    files as one unit for one process (its session fixture is built once). xdist's own
+    `loadgroup` marks do not reach it under pytest 9.2 (xdist renames `item._nodeid`, which
+    pytest no longer reads)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            file = nodeid.split("::")[0].rsplit("/", 1)[-1]
-            return "served" if file in SERVED_FILES else nodeid
+            file = nodeid.split("::")[0]
+            return "served" if file.rsplit("/", 1)[-1] in SERVED_FILES else file
 
     return Scheduling(config, log)
