@@ -195,6 +195,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             "extra": [*ctx.extra, *ctx.pin],
             "seeds": list(study.seeds),
             "metric": study.metric,
+            "asha": student["asha"],
             "overrides": [],
         }
         opt = {"fixed": fixed, "space": study.space, "num_samples": study.search.num_samples}
@@ -210,6 +211,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
                 "label": label(t),
                 "overrides": [*t.overrides, *ctx.pin],
                 "metric": study.metric,
+                "asha": student["asha"],  # a stop by Tune is the scheduler's (else an interrupt)
                 **names(t),
                 "index": i,
                 **_waits_for(t, new if together else {}),

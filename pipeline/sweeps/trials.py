@@ -12,6 +12,7 @@ import os
 from ray import tune
 
 EARLY_STOP = "stopped before finishing (early stopping by the scheduler)"
+INTERRUPTED = "stopped before finishing (the sweep was interrupted)"
 
 
 def _threads(cpu: float) -> None:
@@ -25,16 +26,20 @@ def _quiet(_: str) -> None:
 
 
 class _Stopped(KeyboardInterrupt):
-    """The scheduler (ASHA) stopped this trial: its open run ends KILLED with EARLY_STOP."""
+    """Tune stopped this trial: its scheduler (ASHA), or the driver's interrupt. Its open run
+    ends KILLED with the reason (EARLY_STOP or INTERRUPTED)."""
 
 
-def _reporter(stage: str, metric: str):
+def _reporter(stage: str, metric: str, asha: bool = False):
+    """Each epoch to Tune. Tune ends a trial it stops through SystemExit in `tune.report`; only a
+    trial under ASHA (`asha`: its config says so) can have been stopped by a scheduler."""
+
     def on_epoch(role: str, epoch: int, record: dict) -> None:
         if role == stage:
             try:
                 tune.report({"stage": stage, "epoch": epoch, "dev_metric": record[metric]})
-            except SystemExit:  # how Ray Tune ends a trial its scheduler stopped
-                raise _Stopped(EARLY_STOP) from None
+            except SystemExit:
+                raise _Stopped(EARLY_STOP if asha else INTERRUPTED) from None
 
     return on_epoch
 
@@ -144,7 +149,14 @@ def _student(config: dict) -> None:
         found = tracking.find_finished(exp, {"stage": "teacher", "teacher_hash": teacher_hash(cfg)})
         teacher, teacher_run = None, found or ""
     run_id, m = run_student(
-        cfg, data, device, teacher, teacher_run, where, _quiet, _reporter("student", metric)
+        cfg,
+        data,
+        device,
+        teacher,
+        teacher_run,
+        where,
+        _quiet,
+        _reporter("student", metric, config.get("asha", False)),
     )
     tune.report(
         {
