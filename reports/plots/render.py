@@ -56,6 +56,10 @@ def beside() -> Iterator[None]:
     from concurrent.futures import ProcessPoolExecutor
 
     _WORKER.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")))
+    # Forked now, not at the first figure: by then this process may run threads (MLflow's
+    # client) and has measured text, and a worker forked at a moment that varied drew some
+    # figures' text a pixel apart from run to run (a report's PNGs must be byte-identical).
+    _WORKER[0].submit(os.getpid).result()
     try:
         yield
         drawn()
