@@ -175,9 +175,10 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
         say(f"teachers: training {len(new)} distinct teacher configuration(s)")
     student = {"name": f"{prefix}-students", "metric": "dev_metric", "mode": study.mode}
     student["asha"] = study.scheduler == "asha"
-    # A plain grid runs its teachers and students in one Tune run (pipeline.sweeps.ordered); ASHA
-    # and Optuna rank every trial of their run, so their teachers run first, in a run of their own.
-    together = bool(new) and not optuna and not student["asha"]
+    # A plain grid runs its teachers and students in the study's one Tune run (the session,
+    # pipeline.sweeps.ordered); ASHA and Optuna rank every trial of their run, so their teachers
+    # run first, in a run of their own.
+    together = bool(new) and ctx.session is not None
     if new and not together:
         _teachers(
             batch,
@@ -218,13 +219,12 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             }
             for i, t in enumerate(runnable)
         ]
-        extra = {"teachers": teacher_confs} if together else {}
         if not confs:
             results = []
         elif ctx.session is not None:  # the study's one run (a plain grid: not ASHA, not Optuna)
-            results = ctx.session.run(confs, **extra)
+            results = ctx.session.run(confs, teacher_confs if together else [])
         else:
-            results = tune_runner.run_trials("student", confs, columns=[], **student, **res, **extra)
+            results = tune_runner.run_trials("student", confs, columns=[], **student, **res)
         if together:
             _teachers(batch, [r for r in results if r["config"].get("stage") == "teacher"], say)
             results = [r for r in results if r["config"].get("stage") != "teacher"]

@@ -31,18 +31,15 @@ NEEDS = "reads_teacher"  # true: the student distils from it (dropped when the t
 
 
 class Ordered(Searcher):
-    def __init__(
-        self, teachers: Sequence[dict] = (), students: Sequence[dict] = (), fed: bool = False
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.teachers: list[dict] = []  # not yet handed out: `stage: teacher`, its "teacher_hash"
         self.students: list[dict] = []
         self.pending: set[str] = set()  # teachers handed out or not, no run yet
         self.handed: dict[str, dict] = {}  # trial id -> its suggestion, teacher or student
         self.dropped: list[dict] = []  # students never handed out: their teacher has no run
-        self.fed = fed  # more may come (`add`): nothing left is not yet the end of the run
+        self.fed = True  # more may come (`add`) until `close`: nothing left is not yet the end
         self._lock = threading.Lock()  # `add` comes from the driver's thread, the rest from Tune's
-        self.add(teachers, students)
 
     def add(self, teachers: Sequence[dict], students: Sequence[dict]) -> None:
         with self._lock:

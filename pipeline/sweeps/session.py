@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ray import tune
 
@@ -73,7 +72,7 @@ class Session:
         experiment: str,
         tags: Mapping[str, str],
     ) -> None:
-        self.searcher = Ordered(fed=True)
+        self.searcher = Ordered()
         self.abort = _Abort()
         self.resources = {"cpu": cpu, "gpu": gpu}
         self.options = {"max_concurrent": max_concurrent, "retries": retries, "name": name}
@@ -85,8 +84,8 @@ class Session:
         self.error: BaseException | None = None
 
     def run(self, students: Sequence[dict], teachers: Sequence[dict] = ()) -> list[dict]:
-        """What tune_runner.run_trials("student", students, teachers=teachers) returns, from
-        this session's run: one row per trial, the teachers' (`stage: teacher`) included."""
+        """One row per trial of this batch (tune_runner.row), from this session's run: the
+        teachers' (`stage: teacher`) included; students dropped with their teacher have none."""
         n = next(self.batches)
         teachers = [{**t, BATCH: n} for t in teachers]
         students = [{**s, BATCH: n} for s in students]
@@ -147,9 +146,3 @@ class Session:
 
         self.thread = threading.Thread(target=fit, name="kdsweep-tune", daemon=True)
         self.thread.start()
-
-
-def session(res: Mapping[str, Any], name: str) -> Session:
-    """A Session with a batch's resources (pipeline.sweeps.batch: cpu, gpu, max_concurrent,
-    retries, experiment, tags) under Tune's folder `name`."""
-    return Session(name=name, **res)

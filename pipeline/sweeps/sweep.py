@@ -185,10 +185,10 @@ def run_sweep(
         rows, trained, failed_teachers, phases = [], 0, 0, []
         with contextlib.ExitStack() as stack:
             if fed(ctx):  # every batch in one Tune run (pipeline.sweeps.session)
-                from pipeline.sweeps.session import session
+                from pipeline.sweeps.session import Session
 
                 name = f"{study.name}-{parent.run_id[:8]}"
-                ctx.session = stack.enter_context(session(resources(ctx), name))
+                ctx.session = stack.enter_context(Session(name=name, **resources(ctx)))
             for phase in plan:
                 trials, chosen = _phase_trials(study, phase, extra, rows, say)
                 if study.phases:

@@ -124,29 +124,20 @@ def run_trials(
     mode: str = "max",
     asha: bool = False,
     optuna: dict | None = None,
-    teachers: Sequence[dict] = (),
 ) -> list[dict]:
     """Run `configs` (one trial each) through tune.Tuner; for `optuna`, a searcher suggests
-    `optuna["num_samples"]` points of `optuna["space"]`, each repeated over its seeds. With
-    `teachers` (student configs only, no ASHA or Optuna), the teachers' trials run in the same
-    Tune run, each before the students that name it (pipeline.sweeps.ordered); their rows come
-    back too, with `stage: teacher` in their config.
+    `optuna["num_samples"]` points of `optuna["space"]`, each repeated over its seeds. (A plain
+    grid's teachers and students run in the study's one run instead: pipeline.sweeps.session.)
     `experiment`/`tags`: the MLflow experiment and the sweep's tags, to end the run of a trial
     whose worker died. `retries`: how often a trial whose worker or node died is run again.
     Returns one row per trial: its config, last result, trial id and error (its own error, or
     the worker's death)."""
     start()
     function = {"teacher": teacher_trial, "student": student_trial}[kind]
-    trainable = tune.with_resources(any_trial if teachers else function, {"cpu": cpu, "gpu": gpu})
+    trainable = tune.with_resources(function, {"cpu": cpu, "gpu": gpu})
     common = {"cpu": cpu}
     search_alg, num_samples = None, 1
-    if teachers:
-        from pipeline.sweeps.ordered import Ordered
-
-        assert kind == "student" and not asha and optuna is None, "teachers first: a plain grid only"
-        param_space = dict(common)
-        search_alg, num_samples = Ordered(teachers, configs), len(teachers) + len(configs)
-    elif optuna is not None:
+    if optuna is not None:
         from ray.tune.search import ConcurrencyLimiter, Repeater
         from ray.tune.search.optuna import OptunaSearch
 
@@ -172,11 +163,7 @@ def run_trials(
         mode=mode if (asha or optuna) else None,
         asha=asha,
     )
-    grid = tuner.fit()
-    handed = getattr(search_alg, "handed", {})
-    # a searcher's trial that failed before it started has no config in the grid: the searcher
-    # knows it by the trial's folder (named by its id, trial_dirname_creator)
-    return [row(r.config or handed.get(Path(r.path or "").name, {}), r.metrics, r.error) for r in grid]
+    return [row(r.config or {}, r.metrics, r.error) for r in tuner.fit()]
 
 
 def row(config: Mapping[str, Any], metrics: Mapping[str, Any] | None, died: object) -> dict:
