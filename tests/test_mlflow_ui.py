@@ -157,6 +157,26 @@ def test_trial_runs_carry_system_metrics(served_sweep):
             assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= keys
 
 
+def test_a_run_shorter_than_the_sampling_interval_still_carries_system_metrics(tmp_path, monkeypatch):
+    """MLflow's sampler drops the sample in progress when a run ends; kdsweep writes a last one,
+    so a trial faster than `tracking.system_metrics_interval` is not left without any."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline import tracking
+    from support import sqlite_store
+
+    uri = sqlite_store(tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with tracking.run("short", "short-run", {"stage": "student"}, system_metrics=60) as log:
+        run_id = log.run_id
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert {
+        "system/cpu_utilization_percentage",
+        "system/system_memory_usage_megabytes",
+    } <= run.data.metrics.keys()
+
+
 def test_the_chosen_student_is_registered_and_reproduces_its_test_predictions(served_sweep, tmp_path):
     import io
 

@@ -10,6 +10,7 @@ scheduler's stop (a KeyboardInterrupt whose message is the reason) marks it KILL
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
@@ -164,12 +165,24 @@ def _system_monitor(run_id: str, interval: float) -> Any:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
     except ImportError:
         return None
-    import logging
-
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per run
     monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=tracking_uri())
     monitor.start()
     return monitor
+
+
+def _finish_monitor(monitor: Any) -> None:
+    """Stop the sampler and write one last sample, taken now. MLflow's sampler publishes a
+    sample only after a whole interval and drops the one in progress when the run ends, so a
+    run shorter than the interval (a fast trial on a fast machine) would carry no system
+    metrics at all; the last sample also shows the run's state at its end."""
+    monitor.finish()  # joins the sampling thread: the calls below run alone
+    try:
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
+    except Exception as e:  # metrics about the machine never fail the run
+        logging.getLogger(__name__).warning("last system-metrics sample not written: %s", e)
 
 
 @contextmanager
@@ -205,7 +218,7 @@ def run(
 
     def end(status: str) -> None:
         if monitor is not None:  # its last samples are written before the run ends
-            monitor.finish()
+            _finish_monitor(monitor)
         c.set_terminated(run_id, status)
 
     try:
