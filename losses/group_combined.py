@@ -36,26 +36,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from core.schema import non_negative, positive
 from losses.base import LOSSES
 from losses.group_vanilla import GroupVanillaKD
+from losses.terms.infonce import info_nce
 
 
 @dataclass(frozen=True)
 class GroupCombinedParams:
     gamma: float = non_negative(default=10.0)  # weight of the InfoNCE term
     infonce_temperature: float = positive(default=0.1)  # tau (loss.temperature is the KD's T)
-
-
-def info_nce(s: Tensor, u: Tensor, temperature: float) -> Tensor:
-    """In-batch InfoNCE: cross-entropy of the cosine similarities of s [B, D] and u [B, D] over
-    tau, row i's positive being column i."""
-    sim = F.normalize(s, dim=-1) @ F.normalize(u, dim=-1).t() / temperature
-    return F.cross_entropy(sim, torch.arange(len(s), device=s.device))
 
 
 @LOSSES.register("group_combined")

@@ -45,9 +45,8 @@ from torch import Tensor
 
 from core.schema import LossConfig, non_negative, positive
 from losses.base import LOSSES, DistillLoss, LossContext, normalized_pair, student_projection
+from losses.terms.mmd import mmd_rbf
 from models.outputs import ModelOutput
-
-_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -55,20 +54,6 @@ class MMDParams:
     weight: float = non_negative(default=5.0)  # w, inside beta
     kernel_num: int = positive(default=5)
     kernel_mul: float = positive(default=2.0)
-
-
-def mmd_rbf(s: Tensor, t: Tensor, kernel_num: int = 5, kernel_mul: float = 2.0) -> Tensor:
-    """Biased multi-kernel RBF MMD^2 between the rows of s [n, D] and t [m, D]. The bandwidth
-    is detached; the kernel values carry gradient."""
-    z = torch.cat([s, t], dim=0)
-    sq = z.pow(2).sum(dim=1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * z @ z.t()).clamp_min(0.0)
-    n = len(z)
-    bandwidth = d2.detach().sum() / max(n * n - n, 1)
-    bandwidth = (bandwidth / kernel_mul ** (kernel_num // 2)).clamp_min(_EPS)
-    k = sum(torch.exp(-d2 / (bandwidth * kernel_mul**q)) for q in range(kernel_num))
-    ns = len(s)
-    return k[:ns, :ns].mean() + k[ns:, ns:].mean() - 2.0 * k[:ns, ns:].mean()
 
 
 @LOSSES.register("mmd")

@@ -51,9 +51,8 @@ from torch import Tensor
 
 from core.schema import non_negative
 from losses.base import LOSSES, DistillLoss
+from losses.terms.rkd import rkd_angle, rkd_distance
 from models.outputs import ModelOutput
-
-_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -61,22 +60,6 @@ class RKDParams:
     dist_weight: float = non_negative(default=25.0)  # w_d, as in the paper
     angle_weight: float = non_negative(default=50.0)  # w_a, as in the paper
     normalize: bool = True  # L2-normalise each sample's features first (both sides)
-
-
-def normalized_distances(x: Tensor) -> Tensor:
-    """[B, B] Euclidean distances divided by their mean over pairs i != j (diagonal 0)."""
-    sq = x.pow(2).sum(dim=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.t()
-    off = ~torch.eye(len(x), dtype=torch.bool, device=x.device)
-    d = d2.clamp_min(_EPS).sqrt() * off  # clamp: no infinite sqrt gradient at 0 distance
-    mu = d.sum() / off.sum().clamp_min(1)
-    return d / mu.clamp_min(_EPS)
-
-
-def angles(x: Tensor) -> Tensor:
-    """[B, B, B] cosines of the angle at x_j between x_i and x_k (0 where i == j or k == j)."""
-    e = F.normalize(x[None, :, :] - x[:, None, :], p=2, dim=2, eps=_EPS)  # e[j, i] = unit(x_i - x_j)
-    return torch.bmm(e, e.transpose(1, 2))
 
 
 @LOSSES.register("rkd")
@@ -87,19 +70,10 @@ class RKDLoss(DistillLoss):
         p, beta = self.params, self.cfg.beta
         with torch.autocast(device_type=student.fused.device.type, enabled=False):
             s = student.fused.float().flatten(1)
-            s = F.normalize(s, dim=-1) if p.normalize else s
-            with torch.no_grad():  # the teacher's relations are constants
-                t = teacher.fused.detach().float().flatten(1)
-                t = F.normalize(t, dim=-1) if p.normalize else t
-                t_d = normalized_distances(t) if len(t) >= 2 else None
-                t_a = angles(t) if len(t) >= 3 else None
-            b = len(s)
-            zero = s.sum() * 0.0  # exact zero that keeps a grad path (small batches)
-            dist, angle = zero, zero
-            if t_d is not None:  # mean over ordered pairs i != j (the diagonal is 0 on both sides)
-                dist = F.smooth_l1_loss(normalized_distances(s), t_d, reduction="sum") / (b * (b - 1))
-            if t_a is not None:  # mean over triplets of distinct i, j, k (degenerate ones are 0)
-                angle = F.smooth_l1_loss(angles(s), t_a, reduction="sum") / (b * (b - 1) * (b - 2))
+            t = teacher.fused.detach().float().flatten(1)
+            if p.normalize:
+                s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)
+            dist, angle = rkd_distance(s, t), rkd_angle(s, t)
         return {"rkd_dist": beta * p.dist_weight * dist, "rkd_angle": beta * p.angle_weight * angle}
 
     def feature_formula(self) -> str:

@@ -23,6 +23,7 @@ import pytest
 
 PIN = Path(__file__).parent / "data" / "pinned_loss_study.json"
 LOSSES = ("none", "vanilla", "combined", "crd", "rkd", "mmd")
+TERM_LISTS = ("none", "vanilla", "combined", "rkd", "mmd")  # the presets written as term lists
 
 
 def _pinned(key: str) -> bool:
@@ -31,7 +32,19 @@ def _pinned(key: str) -> bool:
     return "/f1" in key and not key.startswith("best_train/")
 
 
-def loss_study(root: Path) -> dict[str, dict[str, float]]:
+def as_terms(base: list[str], loss: str) -> list[str]:
+    """Overrides that write `loss` (a preset) as its term list (`loss.name: terms`), at the
+    alpha, temperature and beta the experiment gives the preset."""
+    from test_loss_terms import preset_terms
+
+    from pipeline.config.loader import load_experiment
+
+    c = load_experiment("default", [*base, f"loss.name={loss}"]).loss
+    terms = json.dumps(preset_terms(loss, c.alpha, c.beta))
+    return ["loss.name=terms", f"loss.temperature={c.temperature}", f"loss.params={{terms: {terms}}}"]
+
+
+def loss_study(root: Path, terms: bool = False) -> dict[str, dict[str, float]]:
     import torch
 
     from pipeline.config.loader import load_experiment
@@ -46,8 +59,8 @@ def loss_study(root: Path) -> dict[str, dict[str, float]]:
     data, device = prepare(cfg, lambda _: None)
     teacher, _, _, t_metrics = ensure_teacher(cfg, data, device, say=lambda _: None)
     out["teacher"] = {k: v for k, v in t_metrics.items() if _pinned(k)}
-    for loss in LOSSES:
-        cfg = load_experiment("default", [*base, f"loss.name={loss}"])
+    for loss in TERM_LISTS if terms else LOSSES:
+        cfg = load_experiment("default", [*base, *(as_terms(base, loss) if terms else [f"loss.name={loss}"])])
         record: dict[str, float] = {}
 
         def on_epoch(role: str, epoch: int, r: dict, record=record) -> None:
@@ -69,6 +82,23 @@ def test_loss_study_metrics_are_unchanged(synth_wound, monkeypatch):
     for name, values in pinned.items():
         assert set(got[name]) == set(values), name
         for key, want in values.items():
+            have = got[name][key]
+            if key.startswith("train/loss"):
+                assert math.isclose(have, want, rel_tol=1e-4), (name, key, have, want)
+            else:
+                assert have == pytest.approx(want, abs=1e-9), (name, key, have, want)
+
+
+@pytest.mark.slow
+def test_the_presets_as_term_lists_give_the_pinned_numbers(synth_wound, monkeypatch):
+    """`loss.name: terms` with a preset's term list trains the same student as the preset."""
+    monkeypatch.setenv("KDSWEEP_TRACKING", "off")
+    pinned = json.loads(PIN.read_text())
+    got = loss_study(synth_wound, terms=True)
+    assert set(got) == {"teacher", *TERM_LISTS}
+    for name in TERM_LISTS:
+        assert set(got[name]) == set(pinned[name]), name
+        for key, want in pinned[name].items():
             have = got[name][key]
             if key.startswith("train/loss"):
                 assert math.isclose(have, want, rel_tol=1e-4), (name, key, have, want)
