@@ -10,8 +10,8 @@ options) and its options (`params`, validated by the term). Terms that read the 
 left out when there is none (a teacher-free student, `teacher.*` absent); a term whose feature
 one side lacks is left out of that batch. Every run records the expanded objective (tag
 `loss.formula`). The presets are term lists too: tests/test_loss_terms.py checks that these
-lists equal `vanilla`, `combined`, `rkd`, `mmd`, `group_vanilla` and `group_combined` on
-identical tensors and maps. YAML (kdsweep's `combined` at alpha 0.7, beta 1)::
+lists equal `none`, `vanilla`, `combined`, `rkd`, `mmd`, `group_vanilla` and `group_combined`
+on identical tensors and maps, tests/test_xlite_loss.py `xlite_kd`. YAML (kdsweep's `combined` at alpha 0.7, beta 1)::
 
     loss:
       name: terms

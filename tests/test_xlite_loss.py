@@ -94,3 +94,20 @@ def test_xlite_kd_at_alpha_zero_is_the_kd_control_objective():
     kd = _loss("xlite_kd", y["findings"], alpha=0.5, temperature=4.0)(student, teacher, y, index)
     torch.testing.assert_close(kd["focal"], with_teacher["focal"])  # only the teacher's weight differs
     torch.testing.assert_close(2 * kd["weighted_bce"], with_teacher["weighted_bce"])
+
+
+def test_xlite_kd_equals_its_term_list():
+    """X-Lite as terms: (1 - alpha) label + alpha logit_kd (the Bernoulli form) + lambda focal."""
+    student, teacher, y, index = _data()
+    alpha, lam = 0.7, 0.5
+    preset = _loss("xlite_kd", y["findings"], alpha=alpha, temperature=4.0, params={"focal_weight": lam})
+    terms = [
+        {"term": "label", "weight": 1 - alpha},
+        {"term": "logit_kd", "name": "kd", "weight": alpha},
+        {"term": "focal", "weight": lam, "params": {"alpha": 0.25}},
+    ]
+    composed = _loss("terms", y["findings"], temperature=4.0, params={"terms": terms})
+    want, got = preset(student, teacher, y, index), composed(student, teacher, y, index)
+    assert set(got) == set(want) == {"weighted_bce", "kd", "focal"}
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-6, atol=1e-7, msg=k)
