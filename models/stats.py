@@ -17,3 +17,14 @@ def size_mb(model: nn.Module) -> float:
     n = sum(p.numel() * p.element_size() for p in model.parameters())
     n += sum(b.numel() * b.element_size() for b in model.buffers())
     return n / 2**20
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Element counts per top-level part (`vision`, `text`, `proj_image`, `fusion`, `heads`...),
+    each parameter counted once (a backbone a MIL head wraps counts under the part that owns it
+    first), so the parts sum to `parameter_count`."""
+    out: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        part = name.split(".")[0]
+        out[part] = out.get(part, 0) + p.numel()
+    return out

@@ -62,6 +62,9 @@ def test_run_tracks_teacher_and_student_then_reuses_teacher(store, synth_wound, 
         assert key in tests
     for key in ("latency_ms", "latency_p90_ms", "size_mb", "params"):
         assert student.data.metrics[key] > 0
+    parts = {k: v for k, v in student.data.metrics.items() if k.startswith("params/")}
+    assert {"params/vision", "params/text", "params/fusion", "params/heads"} <= set(parts)
+    assert sum(parts.values()) == student.data.metrics["params"]  # each parameter once
     history = store.get_metric_history(first.student_run_id, "dev/avg_f1")
     assert sorted(m.step for m in history) == [1, 2]
     assert {"train/ce", "train/kd", "train/loss"} <= set(student.data.metrics)

@@ -23,7 +23,7 @@ from core.schema import ExperimentConfig, LossConfig, ModelConfig
 from losses import LOSSES, LossContext
 from models.backbone_base import VisionBackbone
 from models.model import FrozenTeacher, KDModel
-from models.stats import parameter_count, size_mb
+from models.stats import parameter_count, parameter_counts, size_mb
 from pipeline import tracking
 from pipeline.config.identity import experiment_name, needs_teacher, teacher_hash
 from pipeline.config.loader import config_hash, dump_yaml
@@ -112,6 +112,8 @@ def evaluate_and_log(
         )
     out.update(latency_ms(model, next(iter(loader)), device, runs=cfg.train.latency_runs))
     out.update({"size_mb": size_mb(model), "params": float(parameter_count(model))})
+    # per part (vision, text, fusion, heads...): what a compression ratio is made of
+    out.update({f"params/{part}": float(n) for part, n in parameter_counts(model).items()})
     out["peak_rss_mb"] = _peak_rss_mb()  # this process's high-water mark so far (a bound per trial)
     log.metrics(out)
     for task, cm in extras.get("confusion", {}).items():
