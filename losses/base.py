@@ -111,13 +111,12 @@ class DistillLoss(nn.Module):
     `defaults` holds the alpha, temperature and beta the loss takes when `loss.*` leaves them
     unset, `convex` its alpha convention (label term weighted 1 - alpha, alpha in [0, 1]; else
     weight 1, alpha >= 0): both plain literals, which config validation reads from the source.
-    `extra_terms` names the terms a loss adds beyond the label term and "kd"; a name used
-    twice fails when the loss is built."""
+    Most losses are term lists (losses/composed.py `Preset`), whose names are checked when the
+    loss is built; `merge_terms` refuses a clash in the others' `feature_terms`."""
 
     Params: ClassVar[type] = NoParams
     uses_teacher: ClassVar[bool] = True
     kinds: ClassVar[tuple[str, ...]] = ("multiclass", "multilabel")  # task kinds it works with
-    extra_terms: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, float]] = {"alpha": 0.5, "temperature": 4.0, "beta": 1.0}
     convex: ClassVar[bool] = True
     trainable: ClassVar[bool] = True  # default of loss.train_params
@@ -140,11 +139,6 @@ class DistillLoss(nn.Module):
             from losses.dsmil_objective import DSMILObjective
 
             self.objective = DSMILObjective(ctx.tasks)
-        label_names = self.objective.term_names if self.objective else (self.label.term_name,)
-        names = [*label_names, "kd", *self.extra_terms]
-        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
-        if dup is not None:
-            raise ValueError(f"loss {cfg.name}: two terms named {dup!r} (label_loss {cfg.label_loss})")
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Called by the trainer before each epoch (1-based): schedules such as DRW."""
@@ -216,14 +210,3 @@ class DistillLoss(nn.Module):
     def fixed_or_trained(self, what: str) -> str:
         """' (W fixed)' / ' (W trained)': whether the loss's maps named `what` are trained."""
         return f" ({what} {'trained' if self.trains_params else 'fixed'})"
-
-
-def student_projection(in_dim: int, out_dim: int) -> nn.Module:
-    """The trainable map of student features into the teacher's space. Only the student side is
-    projected: with a projection on both sides the term can collapse to a constant."""
-    return nn.Linear(in_dim, out_dim)
-
-
-def normalized_pair(proj: nn.Module, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """(L2-normalised projected student, L2-normalised detached teacher), in fp32."""
-    return F.normalize(proj(s.float()), dim=-1), F.normalize(t.detach().float(), dim=-1)

@@ -11,10 +11,10 @@ term is bounded in [0, 2] per modality and independent of feature scale. (The sq
 distance of the normalised pair is 2 * (1 - cos): the same objective, twice the weight.)
 
 Convention: `student.image` / `student.text` (per-modality features at the fusion width) are
-aligned with `teacher.image` / `teacher.text`. Only the student is projected (one trainable
-`student_projection` per modality, student_dim -> teacher_dim); both sides are L2-normalised;
-the teacher is detached (`losses.base.normalized_pair`), so the term cannot collapse by moving
-the teacher and no gradient reaches it. A modality that is None on either side (image-only or
+aligned with `teacher.image` / `teacher.text`. Only the student is projected (one trainable map
+P per modality, student_dim -> teacher_dim); both sides are L2-normalised; the teacher is
+detached (the `align` term, losses/terms/align.py), so the term cannot collapse by moving the
+teacher and no gradient reaches it. A modality that is None on either side (image-only or
 text-only ablation) contributes no term: the names are then just the present ones. Terms:
 ``align_image``, ``align_text`` (already multiplied by beta and their weight). fp32.
 
@@ -37,12 +37,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-
-from core.schema import LossConfig, non_negative
-from losses.base import LOSSES, DistillLoss, LossContext, normalized_pair, student_projection
-from models.outputs import ModelOutput
+from core.schema import non_negative
+from losses.base import LOSSES
+from losses.composed import Preset, TermSpec
 
 
 @dataclass(frozen=True)
@@ -51,34 +48,27 @@ class CombinedParams:
     text_weight: float = non_negative(default=0.5)  # weight of align_text (inside beta)
 
 
-def cosine_distance(proj: torch.nn.Module, s: Tensor, t: Tensor) -> Tensor:
-    """mean over the batch of 1 - cos(proj(s), t); the teacher is detached. fp32 scalar."""
-    s_n, t_n = normalized_pair(proj, s, t)
-    return (1.0 - (s_n * t_n).sum(dim=-1)).mean()
-
-
 @LOSSES.register("combined")
-class CombinedKD(DistillLoss):
+class CombinedKD(Preset):
     Params = CombinedParams
 
-    def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
-        super().__init__(cfg, ctx)
-        self.proj_image = student_projection(ctx.student_dim, ctx.teacher_dim)
-        self.proj_text = student_projection(ctx.student_dim, ctx.teacher_dim)
-
-    def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
+    def term_list(self) -> list[TermSpec]:
         beta, p = self.cfg.beta, self.params
-        terms: dict[str, Tensor] = {}
-        with torch.autocast(device_type=student.fused.device.type, enabled=False):
-            if student.image is not None and teacher.image is not None:
-                terms["align_image"] = (
-                    beta * p.image_weight * cosine_distance(self.proj_image, student.image, teacher.image)
-                )
-            if student.text is not None and teacher.text is not None:
-                terms["align_text"] = (
-                    beta * p.text_weight * cosine_distance(self.proj_text, student.text, teacher.text)
-                )
-        return terms
+        weights = {"image": p.image_weight, "text": p.text_weight}
+        return self.kd_terms() + [
+            TermSpec(
+                term="align",
+                name=f"align_{m}",
+                weight=beta * w,
+                params={
+                    "feature": m,
+                    "metric": "cosine",
+                    "project": "student",
+                    "trained": self.trains_params,
+                },
+            )
+            for m, w in weights.items()
+        ]
 
     def feature_formula(self) -> str:
         p = self.params

@@ -11,7 +11,8 @@ left out when there is none (a teacher-free student, `teacher.*` absent); a term
 one side lacks is left out of that batch. Every run records the expanded objective (tag
 `loss.formula`). The presets are term lists too: tests/test_loss_terms.py checks that these
 lists equal `none`, `vanilla`, `combined`, `rkd`, `mmd`, `group_vanilla` and `group_combined`
-on identical tensors and maps, tests/test_xlite_loss.py `xlite_kd`. YAML (kdsweep's `combined` at alpha 0.7, beta 1)::
+on identical tensors and maps, tests/test_xlite_loss.py `xlite_kd`: each preset is a `Preset`
+below, its file writing only its term list (`crd`, with its memory bank, is not yet). YAML (kdsweep's `combined` at alpha 0.7, beta 1)::
 
     loss:
       name: terms
@@ -37,7 +38,7 @@ from torch import Tensor, nn
 from core.errors import ConfigError
 from core.schema import LossConfig
 from core.validate import parse
-from losses.base import LOSSES, DistillLoss, LossContext
+from losses.base import LOSSES, DistillLoss, LossContext, NoParams
 from losses.terms import TERMS, Projections, TermContext
 from models.outputs import ModelOutput
 
@@ -80,45 +81,56 @@ class TermsParams:
 
 @LOSSES.register("terms")
 class TermsLoss(DistillLoss):
+    """The loss of a term list: `term_list()` (here `loss.params.terms`; a preset's from its
+    definition) is built once, in order (maps are created in that order)."""
+
     Params = TermsParams
     convex = False  # weights are written out: alpha is not read
 
     def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
         super().__init__(cfg, ctx)
-        if ctx.mil_objective == "dsmil":  # its two label terms are not a term of this list yet
-            raise ValueError("loss.name terms: not with mil.objective dsmil (use a preset loss)")
         self.maps = Projections(ctx)
         tctx = TermContext(ctx, self.cfg, self.maps)
         self.parts = nn.ModuleList()
-        self.specs: list[TermSpec] = list(self.params.terms)
+        self.entries: list[TermSpec] = self.term_list()
         kind = getattr(ctx.kind, "name", "multiclass")
-        for spec in self.specs:
+        for spec in self.entries:
             cls = TERMS.get(spec.term)
             if kind not in cls.kinds:
                 raise ValueError(f"loss term {spec.term} is for {', '.join(cls.kinds)} tasks, not {kind}")
             self.parts.append(cls(parse(cls.Params, dict(spec.params), where="loss.params"), tctx))
         # logged names: the entry's `name`, else the term's own (the label term's: its label
-        # loss's, `ce` or e.g. `weighted_bce`, as in the presets)
-        self.names = [
-            s.name or getattr(t, "default_name", s.term) for s, t in zip(self.specs, self.parts, strict=True)
-        ]
-        dup = next((n for i, n in enumerate(self.names) if n in self.names[:i]), None)
+        # loss's, `ce` or e.g. `weighted_bce`, as in the presets; DSMIL's two label terms)
+        names = [n for s, t in zip(self.entries, self.parts, strict=True) for n in _names(s, t)]
+        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
         if dup is not None:
-            raise ValueError(f"loss terms: two terms named {dup!r} (give one a `name`)")
+            raise ValueError(f"loss {cfg.name}: two terms named {dup!r} (give one a `name`)")
+
+    def term_list(self) -> list[TermSpec]:
+        return list(self.params.terms)
+
+    def projection(self, side: str, feature: str) -> nn.Module:
+        """The map a term of this loss uses: `projection("student", "image")` is P_img."""
+        return self.maps.maps[f"{side}_{feature}"]
 
     def forward(
         self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
     ) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
-        for i, (spec, term) in enumerate(zip(self.specs, self.parts, strict=True)):
-            if term.uses_teacher and teacher is None:
-                continue
+        for spec, term in zip(self.entries, self.parts, strict=True):
+            weight = spec.weight
+            if term.uses_teacher and (teacher is None or weight == 0):
+                continue  # a teacher term at weight 0 is not computed (alpha 0: no KD term)
+            if teacher is None and self.convex and term.label_term:  # no teacher: alpha is 0
+                weight = 1.0
             # feature terms in fp32 (autocast off); the logit terms cast their inputs themselves
             fp32 = torch.autocast(device_type=student.fused.device.type, enabled=False)
             with fp32 if term.fp32 else contextlib.nullcontext():
                 value = term(student, teacher, labels, index)
-            if value is not None:
-                out[self.names[i]] = spec.weight * value
+            if isinstance(value, Mapping):  # a term made of named parts (DSMIL's label term)
+                out.update({k: weight * v for k, v in value.items()})
+            elif value is not None:
+                out[_names(spec, term)[0]] = weight * value
         return out
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
@@ -133,8 +145,35 @@ class TermsLoss(DistillLoss):
         return (p for p in self.parameters() if p.requires_grad)
 
     def formula(self) -> str:
-        text = " + ".join(f"{s.weight:g}*{t.text()}" for s, t in zip(self.specs, self.parts, strict=True))
+        text = " + ".join(f"{s.weight:g}*{t.text()}" for s, t in zip(self.entries, self.parts, strict=True))
         fixed = sorted(k for k, trained in self.maps.trained.items() if not trained)
         if self.cfg.train_params is not None:
             fixed = [] if self.cfg.train_params else sorted(self.maps.trained)
         return f"L = {text}" + (f" (fixed: {', '.join(fixed)})" if fixed else "")
+
+
+def _names(spec: TermSpec, term: nn.Module) -> list[str]:
+    """The names an entry is logged under."""
+    if spec.name:
+        return [spec.name]
+    return list(getattr(term, "names", [getattr(term, "default_name", spec.term)]))
+
+
+class Preset(TermsLoss):
+    """A named loss (`vanilla`, `combined`...): its term list follows from its definition and the
+    run's alpha, temperature, beta and `params`, and its formula keeps the preset's layout
+    (`losses.base.DistillLoss.formula`: label and KD, then `feature_formula`)."""
+
+    Params = NoParams
+    convex = True
+    formula = DistillLoss.formula
+
+    def kd_terms(self) -> list[TermSpec]:
+        """The label term and logit KD at alpha: (1 - alpha) * label under the convex
+        convention, 1 * label under the additive one."""
+        a = self.cfg.alpha
+        label = TermSpec(term="label", weight=(1 - a) if self.convex else 1.0)
+        return [label, TermSpec(term="logit_kd", name="kd", weight=a)]
+
+    def term_list(self) -> list[TermSpec]:
+        return self.kd_terms()

@@ -36,12 +36,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor
-
 from core.schema import non_negative, positive
 from losses.base import LOSSES
+from losses.composed import TermSpec
 from losses.group_vanilla import GroupVanillaKD
-from losses.terms.infonce import info_nce
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,15 @@ class GroupCombinedParams:
 @LOSSES.register("group_combined")
 class GroupCombinedKD(GroupVanillaKD):
     Params = GroupCombinedParams
-    extra_terms = ("mse_image", "mse_text", "infonce")
     defaults = {"alpha": 1.0, "temperature": 4.0, "beta": 100.0}
 
-    def pair_terms(self, pairs: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-        terms = super().pair_terms(pairs)
-        if pairs:
-            p = self.params
-            nce = [info_nce(s, wt, p.infonce_temperature) for s, wt in pairs.values()]
-            terms["infonce"] = p.gamma * sum(nce) / len(nce)
-        return terms
+    def term_list(self) -> list[TermSpec]:
+        p = self.params
+        options = {"features": ("image", "text"), "project": "teacher", "trained": self.trains_params}
+        nce = TermSpec(
+            term="infonce", weight=p.gamma, params={**options, "temperature": p.infonce_temperature}
+        )
+        return [*super().term_list(), nce]  # the same W maps as the MSE terms
 
     def feature_formula(self) -> str:
         p = self.params

@@ -28,48 +28,36 @@ YAML::
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from core.schema import LossConfig
-from losses.base import LOSSES, DistillLoss, LossContext
-from models.outputs import ModelOutput
+from losses.base import LOSSES
+from losses.composed import Preset, TermSpec
 
 MODALITIES = ("image", "text")
 
 
 @LOSSES.register("group_vanilla")
-class GroupVanillaKD(DistillLoss):
+class GroupVanillaKD(Preset):
     kinds = ("multiclass",)
-    extra_terms = ("mse_image", "mse_text")
     defaults = {"alpha": 1.0, "temperature": 2.0, "beta": 100.0}
     convex = False
     trainable = False
 
-    def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
-        super().__init__(cfg, ctx)
-        self.w_image = nn.Linear(ctx.teacher_dim, ctx.student_dim)
-        self.w_text = nn.Linear(ctx.teacher_dim, ctx.student_dim)
-        for w in (self.w_image, self.w_text):
-            w.requires_grad_(self.trains_params)
+    def term_list(self) -> list[TermSpec]:
+        fixed = {"metric": "mse", "project": "teacher", "trained": self.trains_params}
+        return self.kd_terms() + [
+            TermSpec(term="align", name=f"mse_{m}", weight=self.cfg.beta, params={"feature": m, **fixed})
+            for m in MODALITIES
+        ]
 
-    def pairs(self, student: ModelOutput, teacher: ModelOutput) -> dict[str, tuple[Tensor, Tensor]]:
-        """modality -> (s, W t) in fp32, for each modality present on both sides."""
-        out = {}
-        for m in MODALITIES:
-            s, t = getattr(student, m), getattr(teacher, m)
-            if s is not None and t is not None:
-                out[m] = (s.float(), getattr(self, f"w_{m}")(t.detach().float()))
-        return out
+    @property
+    def w_image(self) -> nn.Module:
+        """W_img (the teacher's image features -> the student's width), shared with InfoNCE."""
+        return self.projection("teacher", "image")
 
-    def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
-        with torch.autocast(device_type=student.fused.device.type, enabled=False):
-            return self.pair_terms(self.pairs(student, teacher))
-
-    def pair_terms(self, pairs: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-        """The feature terms of the (s, W t) pairs: beta * MSE per modality."""
-        return {f"mse_{m}": self.cfg.beta * F.mse_loss(s, wt) for m, (s, wt) in pairs.items()}
+    @property
+    def w_text(self) -> nn.Module:
+        return self.projection("teacher", "text")
 
     def mse_formula(self) -> str:
         return f" + {self.cfg.beta:g}*[MSE(s_img, W_img t_img) + MSE(s_txt, W_txt t_txt)]"

@@ -13,8 +13,8 @@ the common ``mmd_rbf`` implementation); used for KD as distribution matching of 
 n = `params.kernel_num` = 5 kernels, mul = `params.kernel_mul` = 2 (bandwidths sigma^2 * {1/4,
 1/2, 1, 2, 4}), w = `params.weight`.
 
-Convention: S = L2-normalised `student_projection(student.fused)` (student_dim -> teacher_dim,
-trainable), T = L2-normalised, detached `teacher.fused` (`losses.base.normalized_pair`); only
+Convention: S = L2-normalised P(student.fused) (P: student_dim -> teacher_dim, trainable),
+T = L2-normalised, detached `teacher.fused` (the `mmd` term, losses/terms/mmd.py); only
 the student is projected. The bandwidth sigma^2 is computed from the data and DETACHED (a
 scale choice, not something to optimise), but the kernel values are computed with gradient: the
 popular reference that evaluates the kernels under ``no_grad`` returns a constant and trains
@@ -40,13 +40,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-
-from core.schema import LossConfig, non_negative, positive
-from losses.base import LOSSES, DistillLoss, LossContext, normalized_pair, student_projection
-from losses.terms.mmd import mmd_rbf
-from models.outputs import ModelOutput
+from core.schema import non_negative, positive
+from losses.base import LOSSES
+from losses.composed import Preset, TermSpec
 
 
 @dataclass(frozen=True)
@@ -57,19 +53,16 @@ class MMDParams:
 
 
 @LOSSES.register("mmd")
-class MMDLoss(DistillLoss):
+class MMDLoss(Preset):
     Params = MMDParams
 
-    def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
-        super().__init__(cfg, ctx)
-        self.proj = student_projection(ctx.student_dim, ctx.teacher_dim)
-
-    def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
+    def term_list(self) -> list[TermSpec]:
         p = self.params
-        with torch.autocast(device_type=student.fused.device.type, enabled=False):
-            s, t = normalized_pair(self.proj, student.fused.flatten(1), teacher.fused.flatten(1))
-            mmd = mmd_rbf(s, t, p.kernel_num, p.kernel_mul)
-        return {"mmd": self.cfg.beta * p.weight * mmd}
+        options = {"feature": "fused", "kernel_num": p.kernel_num, "kernel_mul": p.kernel_mul}
+        mmd = TermSpec(
+            term="mmd", weight=self.cfg.beta * p.weight, params={**options, "trained": self.trains_params}
+        )
+        return [*self.kd_terms(), mmd]
 
     def feature_formula(self) -> str:
         p = self.params

@@ -45,14 +45,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
 from core.schema import non_negative
-from losses.base import LOSSES, DistillLoss
-from losses.terms.rkd import rkd_angle, rkd_distance
-from models.outputs import ModelOutput
+from losses.base import LOSSES
+from losses.composed import Preset, TermSpec
 
 
 @dataclass(frozen=True)
@@ -63,18 +58,16 @@ class RKDParams:
 
 
 @LOSSES.register("rkd")
-class RKDLoss(DistillLoss):
+class RKDLoss(Preset):
     Params = RKDParams
 
-    def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
+    def term_list(self) -> list[TermSpec]:
         p, beta = self.params, self.cfg.beta
-        with torch.autocast(device_type=student.fused.device.type, enabled=False):
-            s = student.fused.float().flatten(1)
-            t = teacher.fused.detach().float().flatten(1)
-            if p.normalize:
-                s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)
-            dist, angle = rkd_distance(s, t), rkd_angle(s, t)
-        return {"rkd_dist": beta * p.dist_weight * dist, "rkd_angle": beta * p.angle_weight * angle}
+        relation = {"feature": "fused", "normalize": p.normalize}
+        return self.kd_terms() + [
+            TermSpec(term="rkd_distance", name="rkd_dist", weight=beta * p.dist_weight, params=relation),
+            TermSpec(term="rkd_angle", name="rkd_angle", weight=beta * p.angle_weight, params=relation),
+        ]
 
     def feature_formula(self) -> str:
         p = self.params

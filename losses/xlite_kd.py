@@ -19,15 +19,11 @@ Without a teacher: the label term at weight 1, plus the focal term. YAML::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from torch import Tensor
-
 from core.schema import non_negative
-from losses.base import LOSSES, DistillLoss, merge_terms
-from losses.multilabel_terms import sigmoid_focal
-from models.outputs import ModelOutput
+from losses.base import LOSSES
+from losses.composed import Preset, TermSpec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,18 +33,14 @@ class XLiteParams:
 
 
 @LOSSES.register("xlite_kd")
-class XLiteKD(DistillLoss):
+class XLiteKD(Preset):
     Params = XLiteParams
     kinds = ("multilabel",)
-    extra_terms = ("focal",)  # the logged name of the shipped study's lambda term
 
-    def logit_terms(
-        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor]
-    ) -> dict[str, Tensor]:
-        terms = super().logit_terms(student, teacher, labels)
-        p, gamma = self.params, self.cfg.focal_gamma
-        focal = sum(sigmoid_focal(student.logits[t], labels[t], p.focal_alpha, gamma) for t in self.ctx.tasks)
-        return merge_terms(self.cfg.name, terms, {"focal": p.focal_weight * focal})
+    def term_list(self) -> list[TermSpec]:
+        p = self.params
+        focal = TermSpec(term="focal", weight=p.focal_weight, params={"alpha": p.focal_alpha})
+        return [*self.kd_terms(), focal]  # gamma: loss.focal_gamma, as the label term's
 
     def feature_formula(self) -> str:
         p = self.params

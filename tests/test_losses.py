@@ -300,7 +300,7 @@ def orthonormal_rows(seed: int = 0) -> torch.Tensor:
 def align(loss, q: torch.Tensor) -> None:
     """Set the loss's trainable maps so that a student with s Q = t matches the teacher exactly."""
     with torch.no_grad():
-        for proj in [m for n, m in loss.named_children() if n.startswith("proj")]:
+        for proj in getattr(getattr(loss, "maps", None), "maps", {}).values():  # student-side maps
             proj.weight.copy_(q.t())
             proj.bias.zero_()
         if hasattr(loss, "embed_s"):
@@ -378,7 +378,7 @@ def test_combined_is_weighted_cosine_distance():
     student, teacher = output(8, S_DIM, 0), output(8, T_DIM, 1)
     terms = loss(student, teacher, labels(8), index(8))
     for mod, w in (("image", 0.25), ("text", 1.0)):
-        s = getattr(loss, f"proj_{mod}")(getattr(student, mod))
+        s = loss.projection("student", mod)(getattr(student, mod))
         cos = F.cosine_similarity(s, getattr(teacher, mod), dim=-1)
         torch.testing.assert_close(terms[f"align_{mod}"], 2.0 * w * (1 - cos).mean())
 
@@ -605,12 +605,13 @@ def test_mmd_trains_the_projection_and_the_student():
     student, teacher = output(16, S_DIM, 0, grad=True), output(16, T_DIM, 1)
     terms = loss(student, teacher, labels(16), index(16))
     terms["mmd"].backward()
-    assert loss.proj.weight.grad is not None and loss.proj.weight.grad.abs().sum() > 0
+    proj = loss.projection("student", "fused")
+    assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
     assert student.fused.grad is not None and student.fused.grad.abs().sum() > 0
     # and the gradient is useful: a step on the projection lowers the term
     before = terms["mmd"].item()
     with torch.no_grad():
-        for p in loss.proj.parameters():
+        for p in proj.parameters():
             p -= 0.5 * p.grad / p.grad.norm()
     after = loss(student, teacher, labels(16), index(16))["mmd"].item()
     assert after < before

@@ -105,10 +105,12 @@ def test_same_config_and_seed_give_identical_metrics(store, synth_wound):
 def test_non_finite_loss_marks_run_failed(store, synth_wound, monkeypatch):
     import losses.vanilla
 
-    def boom(self, student, teacher, index):
-        return {"injected": student.fused.sum() * float("nan")}
+    real = losses.vanilla.VanillaKD.forward
 
-    monkeypatch.setattr(losses.vanilla.VanillaKD, "feature_terms", boom)
+    def boom(self, student, teacher, labels, index):  # the student's loss gains a NaN term
+        return {**real(self, student, teacher, labels, index), "injected": student.fused.sum() * float("nan")}
+
+    monkeypatch.setattr(losses.vanilla.VanillaKD, "forward", boom)
     from pipeline.training.train import NonFiniteLoss
 
     with pytest.raises(NonFiniteLoss, match="injected=nan"):

@@ -10,6 +10,7 @@ from torch import nn
 
 from core.schema import LossConfig
 from losses import LOSSES, LossContext
+from losses.composed import TermSpec
 from losses.multilabel_terms import multilabel_kd
 from losses.xlite_kd import XLiteKD
 from models.outputs import ModelOutput
@@ -80,24 +81,15 @@ def test_both_focal_terms_are_logged_under_their_own_names():
 
 
 def test_a_term_name_used_twice_fails_when_the_loss_is_built():
+    """Names are known when the loss is built (its term list), so a clash never overwrites."""
+
     class Clashing(XLiteKD):
-        extra_terms = ("focal", "label_focal")
+        def term_list(self):
+            return [*super().term_list(), TermSpec(term="focal", name="label_focal")]
 
     y = torch.zeros(4, len(LABELS))
     with pytest.raises(
-        ValueError, match=r"^loss xlite_kd: two terms named 'label_focal' \(label_loss focal\)$"
+        ValueError, match=r"^loss xlite_kd: two terms named 'label_focal' \(give one a `name`\)$"
     ):
         Clashing(_cfg(), _ctx(y))
     XLiteKD(_cfg(), _ctx(y))  # the shipped loss builds
-
-
-def test_an_undeclared_clash_fails_instead_of_overwriting():
-    class Undeclared(XLiteKD):
-        def feature_terms(self, student, teacher, index):
-            return {"kd": student.fused.sum()}
-
-    y = torch.zeros(4, len(LABELS))
-    z = torch.randn(4, len(LABELS))
-    loss = Undeclared(_cfg(), _ctx(y))
-    with pytest.raises(ValueError, match=r"^loss xlite_kd: two terms named 'kd'$"):
-        loss(_out(z), _out(z.clone()), {"findings": y}, torch.arange(4))

@@ -74,6 +74,7 @@ class Term(nn.Module):
     uses_teacher: ClassVar[bool] = True
     kinds: ClassVar[tuple[str, ...]] = ("multiclass", "multilabel")
     fp32: ClassVar[bool] = True
+    label_term: ClassVar[bool] = False  # the supervised term (weight 1 when a convex loss has no teacher)
 
     def __init__(self, params: object, ctx: TermContext) -> None:
         super().__init__()
