@@ -73,12 +73,12 @@ data/synthetic-%/.done: pipeline/data/synth/__init__.py pipeline/data/synth/medp
 	@touch $@
 
 demo: check-store data ## set up, generate data, run the loss study (tiny models, CPU) and say where to look
-	$(PY) -m pipeline.data describe synthetic-wound
 	$(PY) -m pipeline sweep sweeps/loss.yaml --dataset synthetic-wound --profile tiny $(if $(filter-out 0,$(VERBOSE)),--verbose)
 	@echo ""
 	@echo "Done. The comparison documents are in docs/ (start at docs/index.md: docs/loss_explore.md,"
 	@echo "docs/results.csv, plots in docs/img/). Runs are in mlruns/mlflow.db, grouped under the sweep's"
-	@echo "parent run: make ui, then open the runs link printed above (the \"Model training\" view)"
+	@echo "parent run: make ui, then open the runs link printed above (the \"Model training\" view)."
+	@echo "The data's splits and classes: $(PY) -m pipeline.data describe synthetic-wound"
 
 run: check-store data ## one experiment: make run DATASET=synthetic-wound [PROFILE=tiny EXPERIMENT=default ARGS="loss.name=crd"]
 	$(PY) -m pipeline run $(EXPERIMENT) dataset=$(DATASET) profile=$(PROFILE) $(ARGS)

@@ -62,11 +62,12 @@ def _children(client: MlflowClient, parent_id: str) -> list:
 def test_sweep_runs_concurrent_trials_under_one_parent(
     tmp_path, synth_wound, kdsweep_cache, monkeypatch, local_ray
 ):
-    """4 trials at once (0.5 CPU each) on sqlite: parent/child runs, statuses, one teacher,
-    every epoch's metric present (no 'database is locked', nothing lost)."""
+    """8 trials at once (0.25 CPU each) on one sqlite store: parent/child runs, statuses, one
+    teacher, every epoch's metric of every trial present (no 'database is locked', nothing lost)."""
     uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    study = _study(tmp_path, {"loss.name": ["none", "vanilla", "combined", "rkd"]}, resources={"cpu": 0.5})
+    space = {"loss.name": ["none", "vanilla", "combined", "rkd"], "student.fusion.heads": [2, 4]}
+    study = _study(tmp_path, space, resources={"cpu": 0.25}, max_concurrent=8)
     from pipeline.sweeps.sweep import run_sweep
 
     # the session's Ray, started with another environment: the trials still log to this store
@@ -80,12 +81,12 @@ def test_sweep_runs_concurrent_trials_under_one_parent(
     children = _children(client, result.parent_run_id)
     students = [r for r in children if r.data.tags["stage"] == "student"]
     teachers = [r for r in children if r.data.tags["stage"] == "teacher"]
-    assert len(students) == 4 and len(teachers) == 1
+    assert len(students) == 8 and len(teachers) == 1
     assert all(r.info.status == "FINISHED" for r in children)
     # names start with what the study varies (the UI's list shows a name's first characters);
     # the dataset and fusion every run shares are tags and the description
     assert {r.data.tags["mlflow.runName"] for r in students} == {
-        f"{loss}-s0" for loss in ("none", "vanilla", "combined", "rkd")
+        f"{loss}-h{h}-s0" for loss in ("none", "vanilla", "combined", "rkd") for h in (2, 4)
     }
     assert parent.info.run_name == "study-synthetic-wound"
     assert teachers[0].info.run_name == f"teacher-s0-{teachers[0].data.tags['teacher_hash'][:6]}"
@@ -96,7 +97,7 @@ def test_sweep_runs_concurrent_trials_under_one_parent(
     for r in students:  # every epoch of every trial made it to the store
         assert [m.step for m in client.get_metric_history(r.info.run_id, "dev/avg_f1")] == [1, 2]
         assert "test/avg_f1" in r.data.metrics
-    assert [row.status for row in result.rows] == ["FINISHED"] * 4
+    assert [row.status for row in result.rows] == ["FINISHED"] * 8
     devs = [row.dev for row in result.rows]
     assert devs == sorted(devs, reverse=True)
 
