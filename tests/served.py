@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,49 +81,69 @@ def sweep(study: Path, env: dict[str, str], *extra: str) -> subprocess.Completed
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[dict[str, str]]:
-    """`ray start --head` on 127.0.0.1: free ports, its own temp dir (short: Ray's socket paths
-    must fit in 107 bytes), Ray's token authentication on with a token of this session's. Yields
-    the address and the token file; stops only this head's processes."""
-    tmp = Path(tempfile.mkdtemp(prefix="kdray-", dir="/tmp"))
-    token = tmp / "token"
-    token.write_text(secrets.token_hex(32))
-    port = free_port()
-    # no workers prestarted for the first driver: Ray Tune's trial actors never take them (their
-    # runtime_env differs, see pipeline.sweeps.cluster.connect); each costs CPU for nothing
-    env = clean_env(
+def ray_env(token: Path) -> dict[str, str]:
+    """The environment of a `ray start` and of its clients: token authentication with `token`;
+    no workers prestarted for the first driver (Ray Tune's trial actors never take them: their
+    runtime_env differs, see pipeline.sweeps.cluster.connect; each costs CPU for nothing)."""
+    return clean_env(
         RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_prestart_worker_first_driver="0"
     )
-    cmd = [
-        str(RAY),
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=2",
-        "--num-gpus=0",
-        f"--temp-dir={tmp / 'ray'}",
-        "--include-dashboard=false",  # nothing here reads it; it costs CPU all session long
-        f"--dashboard-agent-listen-port={free_port()}",
-        "--disable-usage-stats",
-    ]
+
+
+@contextmanager
+def ray_node(temp: Path, token: Path, num_cpus: int, address: str = "", port: int = 0) -> Iterator[int]:
+    """`ray start` on 127.0.0.1: a head listening on `port` (no `address`), or a node joining
+    `address`, with `num_cpus` CPUs and its own temp dir (short: Ray's socket paths must fit in
+    107 bytes). Yields its process group: the node's daemons and, as their descendants, its
+    workers (`processes`). Stops exactly those processes."""
+    cmd = [str(RAY), "start", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", "--num-gpus=0"]
+    cmd += [f"--address={address}"] if address else ["--head", f"--port={port}", "--include-dashboard=false"]
+    # the dashboard is off: nothing here reads it, and it costs CPU all session long
+    cmd += [f"--temp-dir={temp}", f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"]
     # its own session: every daemon `ray start` leaves behind is in this process group
     started = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd,
+        env=ray_env(token),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     pgid = started.pid
     try:
         log, _ = started.communicate(timeout=180)
         assert started.returncode == 0, log[-3000:]
-        yield {"address": f"127.0.0.1:{port}", "token_path": str(token), "temp": str(tmp / "ray")}
+        yield pgid
     finally:
-        for pid in processes(pgid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_for(lambda: not processes(pgid), 30, "the head's processes to exit", every=0.5)
+        stop(pgid)
+
+
+def stop(pgid: int) -> None:
+    """SIGKILL every process of the group and their descendants; wait until they are gone."""
+    for pid in processes(pgid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not processes(pgid), 30, "a Ray node's processes to exit", every=0.5)
+
+
+def token_file(folder: Path) -> Path:
+    token = folder / "token"
+    token.write_text(secrets.token_hex(32))
+    return token
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[dict[str, str]]:
+    """A Ray head (`ray_node`) for the session, Ray's token authentication on with a token of
+    its own. Yields the address, the token file and its temp dir."""
+    tmp = Path(tempfile.mkdtemp(prefix="kdray-", dir="/tmp"))
+    token, port = token_file(tmp), free_port()
+    try:
+        with ray_node(tmp / "ray", token, num_cpus=2, port=port):
+            yield {"address": f"127.0.0.1:{port}", "token_path": str(token), "temp": str(tmp / "ray")}
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 

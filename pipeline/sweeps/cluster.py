@@ -275,6 +275,36 @@ def node() -> str:
     return f"{socket.gethostname()} ({ip})"
 
 
+def node_id() -> str:
+    """This process's Ray node id ("" outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() or ""
+    except Exception:
+        return ""
+
+
+def node_lost(node_id: str) -> bool:
+    """Whether Ray node `node_id` is gone: the cluster has marked it dead, or its raylet no
+    longer accepts connections. A trial's actor fails as soon as its node's processes die, but
+    the cluster marks the node dead only after its health checks fail, seconds later; the raylet's
+    port answers at once."""
+    import ray
+
+    for n in ray.nodes():
+        if n.get("NodeID") != node_id:
+            continue
+        if not n.get("Alive", True):
+            return True
+        try:
+            with socket.create_connection((n["NodeManagerAddress"], int(n["NodeManagerPort"])), timeout=2.0):
+                return False
+        except OSError:
+            return True
+    return False
+
+
 def require_dataset(name: str, root: str) -> None:
     """In a trial: the dataset must be at the driver's absolute path on this node too."""
     if not Path(root).is_dir():

@@ -48,13 +48,14 @@ def _where(config: dict):
     """The sweep's parent run and tags, plus where this trial runs: its Ray trial id (how the
     driver finds the run of a worker that died), node and process; the run names the driver
     gave the trial (pipeline.config.names)."""
-    from pipeline.sweeps.cluster import node
+    from pipeline.sweeps.cluster import node, node_id
     from pipeline.training.run import Tracking
 
     context = {
         "ray_trial_id": tune.get_context().get_trial_id() or "",
         "node": node(),
         "worker_pid": str(os.getpid()),
+        "ray_node_id": node_id(),  # which node to ask about when the worker is lost
     }
     names = {k: config.get(k, "") for k in ("name", "teacher_name")}
     return Tracking(config["parent"], {**config["tags"], **context}, **names)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ray import tune
 
+from pipeline.sweeps.cluster import node_lost
 from pipeline.sweeps.output import verbose
 from pipeline.sweeps.trials import EARLY_STOP, any_trial, student_trial, teacher_trial
 
@@ -87,9 +88,14 @@ class Progress(tune.Callback):
         text = (
             Path(error_file).read_text(errors="replace") if error_file and Path(error_file).is_file() else ""
         )
-        cause = "worker died: " + worker_death(text.split("Failure #")[-1])
-        reason = cause + (" (the trial was retried)" if retried else "")
         tags = {**self.tags, "ray_trial_id": trial.trial_id}
+        nodes = {
+            r.data.tags.get("ray_node_id", "") for r in tracking.search(self.experiment, tags, "RUNNING")
+        }
+        lost = next((n for n in sorted(nodes) if n and node_lost(n)), None)
+        what = f"node died: node {lost[:8]} is gone; " if lost else "worker died: "
+        cause = what + worker_death(text.split("Failure #")[-1])
+        reason = cause + (" (the trial was retried)" if retried else "")
         tracking.kill_stale(self.experiment, tags, reason, status="FAILED")
         return cause
 
