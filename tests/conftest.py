@@ -140,6 +140,7 @@ LONGEST = (
     "test_sweep.py",
     "test_brats_sweep.py",
     "test_mil_sweep.py",
+    "test_node_loss.py",
     "test_cluster.py",
     "test_mlflow_ui.py",
 )
