@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="the small smoke version (numbers mean nothing)")
     p.add_argument("--only", default="", help="comma-separated figure names (default: all)")
-    p.add_argument("--no-real-data", action="store_true", help="skip the MedPix study (about 20 min)")
+    p.add_argument(
+        "--no-real-data",
+        action="store_true",
+        help="skip the MedPix study (about 40 min on 2 cores: figure 8)",
+    )
     p.add_argument("--out", type=Path, default=None, help="where benchmarks.md/.json go")
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default data/bench[-quick])")
     a = p.parse_args(argv)
