@@ -166,3 +166,42 @@ def test_results_csv_names_shrunk_backbones(docs):
     assert list(df.columns[-2:]) == ["parameters", "shrunk"]
     assert set(df["shrunk"]) == {"vision+text"} and set(df["parameters"]) == {"100000"}
     assert set(df["vision_backbone"]) == {"vit"}  # the configured name stays a plain name
+
+
+def test_a_fusion_sweep_shows_each_of_its_teachers(tmp_path, monkeypatch):
+    """A fusion study varies the teacher's fusion with the student's: one teacher per fusion,
+    each on its own marked row, before the students, with its own numbers."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "mlflow.db"))
+    c, exp = toy_experiment()
+    trials = []
+    for fusion, share, dev in (("gated", 0.9, 0.95), ("film", 0.7, 0.9)):
+        tid = teacher(c, exp, share, share - 0.05)
+        c.set_tag(tid, "fusion", fusion)
+        trials.append(
+            student(
+                c,
+                exp,
+                "h2",
+                "vanilla",
+                fusion,
+                (0.8, 0.8),
+                dev,
+                5.0,
+                0.8,
+                tags={"teacher_run_id": tid},
+                label=f"fusion.name={fusion} layers=1 seed=0",
+            )  # fmt: skip
+        )
+    parent(c, exp, "fusion", "fusion", "h2", trials, seeds=[0])
+    from reports.__main__ import build
+
+    build(tmp_path / "docs")
+    text = (tmp_path / "docs" / "toy_fusion_hp_summary.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| teacher")]
+    assert len(rows) == 2, text
+    assert rows[0].startswith("| teacher (vit_tiny_patch16_224 (shrunk) + bert (shrunk), gated) * |")
+    assert "teacher of `fusion.name=gated layers=1` | 0.850 | 0.900 |" in rows[0]
+    assert rows[1].startswith("| teacher (vit_tiny_patch16_224 (shrunk) + bert (shrunk), film) * |")
+    assert "teacher of `fusion.name=film layers=1` | 0.650 | 0.700 |" in rows[1]
+    students = [line for line in text.splitlines() if line.startswith(("| gated", "| film"))]
+    assert text.index(rows[1]) < text.index(students[0])  # the teachers come first
