@@ -21,15 +21,13 @@ side lacks the feature. YAML::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.terms.base import SIDES, TERMS, Term, TermContext, pair
-from models.outputs import ModelOutput
+from losses.terms.base import SIDES, TERMS, FeatureTerm, TermContext
 
 
 @dataclass(frozen=True)
@@ -41,20 +39,14 @@ class AlignParams:
 
 
 @TERMS.register("align")
-class Align(Term):
+class Align(FeatureTerm):
     Params = AlignParams
 
     def __init__(self, params: AlignParams, ctx: TermContext) -> None:
         super().__init__(params, ctx)
         self.map = ctx.maps.get(params.project, params.feature, params.trained)
 
-    def forward(
-        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
-    ) -> Tensor | None:
-        st = pair(student, teacher, self.p.feature)
-        if st is None:
-            return None
-        s, t = st
+    def compare(self, s: Tensor, t: Tensor) -> Tensor:
         s, t = (self.map(s), t) if self.p.project == "student" else (s, self.map(t))
         if self.p.metric == "mse":
             return F.mse_loss(s, t)

@@ -92,6 +92,20 @@ class Term(nn.Module):
         """Called by the trainer before each epoch (schedules such as DRW)."""
 
 
+class FeatureTerm(Term):
+    """A term comparing one feature (`params.feature`) of student and teacher: `compare(s, t)`
+    on the pair (`pair`); None, and no term, when one side lacks the feature."""
+
+    def forward(
+        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
+    ) -> Tensor | None:
+        st = pair(student, teacher, self.p.feature)
+        return None if st is None else self.compare(*st)
+
+    def compare(self, s: Tensor, t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
 def pair(student: ModelOutput, teacher: ModelOutput, feature: str) -> tuple[Tensor, Tensor] | None:
     """(student, detached teacher) features named `feature`, flattened, fp32; None when one
     side lacks them."""

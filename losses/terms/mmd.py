@@ -14,7 +14,6 @@ L2-normalised; the teacher is detached. fp32. YAML::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,8 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.schema import positive
-from losses.terms.base import SIDES, TERMS, Term, TermContext, pair
-from models.outputs import ModelOutput
+from losses.terms.base import SIDES, TERMS, FeatureTerm, TermContext
 
 _EPS = 1e-12
 
@@ -52,20 +50,15 @@ class MMDParams:
 
 
 @TERMS.register("mmd")
-class MMD(Term):
+class MMD(FeatureTerm):
     Params = MMDParams
 
     def __init__(self, params: MMDParams, ctx: TermContext) -> None:
         super().__init__(params, ctx)
         self.map = ctx.maps.get("student", params.feature, params.trained)
 
-    def forward(
-        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
-    ) -> Tensor | None:
-        st = pair(student, teacher, self.p.feature)
-        if st is None:
-            return None
-        s, t = F.normalize(self.map(st[0]), dim=-1), F.normalize(st[1], dim=-1)
+    def compare(self, s: Tensor, t: Tensor) -> Tensor:
+        s, t = F.normalize(self.map(s), dim=-1), F.normalize(t, dim=-1)
         return mmd_rbf(s, t, self.p.kernel_num, self.p.kernel_mul)
 
     def text(self) -> str:

@@ -18,7 +18,7 @@ YAML::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.terms.base import SIDES, TERMS, Term, pair
-from models.outputs import ModelOutput
+from losses.terms.base import SIDES, TERMS, FeatureTerm
 
 _EPS = 1e-12
 
@@ -48,24 +47,27 @@ def angles(x: Tensor) -> Tensor:
     return torch.bmm(e, e.transpose(1, 2))
 
 
-def rkd_distance(s: Tensor, t: Tensor) -> Tensor:
-    """Mean over ordered pairs i != j (the diagonal is 0 on both sides); an exact zero below 2."""
+def _relational(relation, s: Tensor, t: Tensor, order: int) -> Tensor:
+    """Smooth-L1 between the student's and the (constant) teacher's `relation` tensors, summed
+    and divided by the number of ordered `order`-tuples of distinct samples (the degenerate
+    entries are 0 on both sides); an exact zero with a gradient path below `order` samples."""
     b = len(s)
-    if b < 2:
+    if b < order:
         return s.sum() * 0.0
     with torch.no_grad():
-        t_d = normalized_distances(t)
-    return F.smooth_l1_loss(normalized_distances(s), t_d, reduction="sum") / (b * (b - 1))
+        target = relation(t)
+    tuples = math.prod(b - i for i in range(order))
+    return F.smooth_l1_loss(relation(s), target, reduction="sum") / tuples
+
+
+def rkd_distance(s: Tensor, t: Tensor) -> Tensor:
+    """Mean over ordered pairs i != j."""
+    return _relational(normalized_distances, s, t, 2)
 
 
 def rkd_angle(s: Tensor, t: Tensor) -> Tensor:
-    """Mean over triplets of distinct i, j, k (degenerate ones are 0); an exact zero below 3."""
-    b = len(s)
-    if b < 3:
-        return s.sum() * 0.0
-    with torch.no_grad():
-        t_a = angles(t)
-    return F.smooth_l1_loss(angles(s), t_a, reduction="sum") / (b * (b - 1) * (b - 2))
+    """Mean over triplets of distinct i, j, k."""
+    return _relational(angles, s, t, 3)
 
 
 @dataclass(frozen=True)
@@ -74,18 +76,14 @@ class RKDParams:
     normalize: bool = True  # L2-normalise each sample's features first (both sides)
 
 
-class _Relational(Term):
+class _Relational(FeatureTerm):
     Params = RKDParams
     part = staticmethod(rkd_distance)
     symbol = "RKD_dist"
 
-    def forward(
-        self, student: ModelOutput, teacher: ModelOutput | None, labels: Mapping[str, Tensor], index: Tensor
-    ) -> Tensor | None:
-        st = pair(student, teacher, self.p.feature)
-        if st is None:
-            return None
-        s, t = (F.normalize(x, dim=-1) for x in st) if self.p.normalize else st
+    def compare(self, s: Tensor, t: Tensor) -> Tensor:
+        if self.p.normalize:
+            s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)
         return self.part(s, t)
 
     def text(self) -> str:
