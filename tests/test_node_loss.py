@@ -3,16 +3,19 @@ FAILED with the cause and runs again once): two real Ray nodes on this machine, 
 second node (`ray start --address=...`), one CPU each, so the two students of a sweep run one
 on each; the second node's processes are killed while its student trains. That run ends FAILED
 `node died: ...`, the trial reruns on the head and finishes, and the sweep ends with exactly
-one FINISHED run per configuration. Only the processes this test started are stopped."""
+one FINISHED run per configuration, and its documents are those of the same sweep undisturbed
+but for timing and the failed attempt they list. Only the processes this test started are stopped."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -24,7 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def test_a_node_lost_mid_sweep_fails_its_run_and_the_trial_reruns(tmp_path, synth_wound, kdsweep_cache):
+def test_a_node_lost_mid_sweep_fails_its_run_and_the_trial_reruns(
+    tmp_path, synth_wound, kdsweep_cache, monkeypatch, local_ray
+):
     study = tmp_path / "study.yaml"
     space = {"loss.name": ["none", "vanilla"]}
     study.write_text(
@@ -97,3 +102,54 @@ def test_a_node_lost_mid_sweep_fails_its_run_and_the_trial_reruns(tmp_path, synt
         "FINISHED",
     ]
     assert "RETRY" in out and "node died: " in out
+
+    # the same sweep, undisturbed, on this process's Ray (1 CPU a trial, as on the two nodes)
+    from pipeline.sweeps.sweep import run_sweep
+    from reports.__main__ import build
+
+    calm = tmp_path / "calm"
+    calm.mkdir()
+    calm_uri = sqlite_store(calm / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", calm_uri)
+    run_sweep(str(study), overrides, say=lambda s: None)
+    build(calm / "docs")
+    disturbed, undisturbed = _documents(tmp_path / "docs", uri), _documents(calm / "docs", calm_uri)
+    assert sorted(disturbed) == sorted(undisturbed) and "loss_explore.md" in disturbed
+    for name, text in undisturbed.items():
+        assert disturbed[name] == text, name
+    # what differs: the failed attempt, listed (with its cause) where the undisturbed say "None"
+    (failed,) = [
+        line
+        for line in (tmp_path / "docs" / "loss_explore.md").read_text().splitlines()
+        if "node died: " in line
+    ]
+    assert f"`{found['name']}` | FAILED" in failed
+
+
+# what two runs of one sweep may not share: run IDs, clock times, latencies, and where the
+# store is; everything else (metrics to the last digit, figures, tables) must be equal
+_TIMING = [
+    (re.compile(r"\b[0-9a-f]{32}\b"), "RUN_ID"),
+    (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\+00:00)?"), "TIME"),
+    (re.compile(r"\d+\.\d+ \(p90 \d+\.\d+\)"), "LATENCY"),  # a table's "Test infer (ms)" cell
+    (re.compile(r"\(\d+\.\d+-\d+\.\d+ ms\)"), "(LATENCY)"),  # the latency spread sentence
+]
+
+
+def _documents(folder: Path, uri: str) -> dict[str, str]:
+    """Every generated file, timing fields masked and the Incomplete-runs section left out.
+    Figures are compared as bytes."""
+    out: dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = str(path.relative_to(folder))
+        if path.suffix == ".png":
+            out[name] = path.read_bytes().hex()
+        elif path.suffix == ".csv":
+            frame = pd.read_csv(path).drop(columns=["run_id", "date", "inference_time_ms"])
+            out[name] = frame.to_csv(index=False)
+        else:
+            text = path.read_text().replace(uri, "STORE").split("## Incomplete runs")[0]
+            for pattern, mask in _TIMING:
+                text = pattern.sub(mask, text)
+            out[name] = text
+    return out
