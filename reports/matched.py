@@ -11,7 +11,7 @@ from reports.groups import Group
 from reports.markdown import table
 from reports.query import predictions
 from reports.resample import RESAMPLES, f1_scorer, interval, paired, tasks_of
-from reports.stats import Diff, Verdicts, seeds_text
+from reports.stats import Diff, Verdicts, holm_adjusted, seeds_text
 
 BETTER = Verdicts("better", "worse", "within noise (interval contains 0)")
 
@@ -66,6 +66,17 @@ def f1_interval(c: Group) -> tuple[float, float, float]:
     return m, m, m
 
 
+def against(
+    cs: list[Group], base: Group, seeds: tuple[int, ...], teacher: Group | None = None
+) -> tuple[Diff | None, list[Diff | None]]:
+    """(teacher - base, [c - base for c in cs]): test avg F1 differences over `seeds` judged as
+    one family (`holm_adjusted`), the teacher's too when given: what a "Does KD help?" table
+    shows, and every sentence about the same comparisons reads."""
+    first = [paired_f1(teacher, base, seeds)] if teacher is not None else [None]
+    judged = holm_adjusted(first + [paired_f1(c, base, seeds) for c in cs])
+    return judged[0], judged[1:]
+
+
 def kd_help(
     cs: list[Group],
     base: Group,
@@ -81,31 +92,43 @@ def kd_help(
     (its marked label, the teacher) for a first row read against the same baseline, counted in
     no verdict of the configurations."""
     rows, better, worse, missing = [], [], [], []
-    if teacher is not None:
-        d, pad = paired_f1(teacher[1], base, seeds), [""] * (len(key_header) - 1)
-        if d is not None:  # without an interval the teacher's row would only repeat the table's
-            rows.append([teacher[0], *pad, f"{d.diff:+.4f}", d.interval(), d.verdict(BETTER)])
-    for c in cs:
-        d = paired_f1(c, base, seeds)
+    pad = [""] * (len(key_header) - 1)
+    td, judged = against(cs, base, seeds, teacher[1] if teacher is not None else None)
+    if teacher is not None and td is not None:  # without an interval it would only repeat the table
+        rows.append([teacher[0], *pad, f"{td.diff:+.4f}", td.interval(), td.p_cell(), td.verdict(BETTER)])
+    for c, d in zip(cs, judged, strict=True):
         if d is None:
             missing.append(c)
             delta = c.on(seeds).mean("test/avg_f1") - base.on(seeds).mean("test/avg_f1")
-            rows.append([*keys(c), f"{delta:+.4f}", "no predictions", "not tested"])
+            rows.append([*keys(c), f"{delta:+.4f}", "no predictions", "n/a", "not tested"])
             continue
-        rows.append([*keys(c), f"{d.diff:+.4f}", d.interval(), d.verdict(BETTER)])
+        rows.append([*keys(c), f"{d.diff:+.4f}", d.interval(), d.p_cell(), d.verdict(BETTER)])
         if d.sign > 0:
             better.append(c)
         elif d.sign < 0:
             worse.append(c)
+    family = next((d.family for d in [td, *judged] if d is not None), 1)
     lines = [
         f"Test avg F1 difference against `none` (the student trained without distillation) over "
-        f"{seeds_text(seeds)}, paired by seed and test sample; 95 % interval from {RESAMPLES} "
-        "bootstrap resamples of the test set.",
+        f"{seeds_text(seeds)}, paired by seed and test sample; 95 % interval and two-sided p from "
+        f"{RESAMPLES} bootstrap resamples of the test set. "
+        + (
+            f"The {family} p-values are Holm-adjusted as one family and the verdicts read from them "
+            "(adjusted p < 0.05); the intervals are unadjusted."
+            if family > 1
+            else "Verdict: the interval above 0, below 0, or containing it."
+        ),
         "",
         *table(
-            [*key_header, "Δ test avg F1 vs `none`", "95 % interval", "Verdict"],
+            [
+                *key_header,
+                "Δ test avg F1 vs `none`",
+                "95 % interval",
+                "p" + (" (Holm)" if family > 1 else ""),
+                "Verdict",
+            ],
             rows,
-            "l" * len(key_header) + "r",
+            "l" * len(key_header) + "rrr",
         ),
         "",
     ]
@@ -113,7 +136,9 @@ def kd_help(
         lines.append(f"Shown to beat training without distillation: {', '.join(name(b) for b in better)}.")
     else:
         why = (
-            "no interval lies above 0"
+            "no difference lies above 0 beyond noise after the Holm adjustment"
+            if family > 1
+            else "no interval lies above 0"
             if missing
             else "every interval contains 0"
             if not worse

@@ -84,6 +84,16 @@ def f1_scorer(tasks: list[str]) -> Scorer:
     return score
 
 
+def accuracy_scorer(task: str) -> Scorer:
+    """The share of test samples whose `task` prediction is right (a McNemar test's quantity)."""
+
+    def score(pred: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+        right = (pred[f"{task}/label"].to_numpy() == pred[f"{task}/pred"].to_numpy()).astype(float)
+        return (weights @ right) / weights.sum(1)
+
+    return score
+
+
 def labels_of(pred: pd.DataFrame, task: str) -> list[str]:
     """A multilabel task's labels in the model's head order (the column order of the file)."""
     return [
@@ -171,7 +181,17 @@ def paired(
         ]
     )
     lo, hi = np.nanpercentile(d[1:], [2.5, 97.5])
-    return Diff(float(d[0]), float(lo), float(hi), seeds=tuple(seeds), samples=m)
+    return Diff(float(d[0]), float(lo), float(hi), seeds=tuple(seeds), samples=m, p=boot_p(d[1:]))
+
+
+def boot_p(d: np.ndarray) -> float:
+    """Two-sided bootstrap p of "no difference" from the resampled differences `d`:
+    2 min(P(d <= 0), P(d >= 0)), capped at 1 (the percentile interval's dual: below 0.05
+    exactly when the 95 % interval excludes 0, ties aside). NaN resamples are left out."""
+    d = d[~np.isnan(d)]
+    if not len(d):
+        return float("nan")
+    return float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
 
 
 def interval(preds: list[pd.DataFrame], score: Scorer, n: int = RESAMPLES) -> tuple[float, float, float]:

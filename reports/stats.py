@@ -5,6 +5,7 @@ Bootstrap intervals over test samples: reports.resample."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,10 +55,18 @@ class Diff:
     seeds: tuple[int, ...] = ()
     folds: tuple[int, ...] = ()
     samples: int = 0
+    p: float = math.nan  # two-sided p of "no difference" (the bootstrap's), where one was computed
+    family: int = 1  # comparisons of the table this one was judged in (`holm_adjusted`)
+    p_adj: float = math.nan  # p Holm-adjusted over the family
 
     @property
     def sign(self) -> int:
-        """+1: the interval lies above 0; −1: below 0; 0: it contains 0 (noise, or NaN bounds)."""
+        """+1: a beats b beyond noise; −1: b beats a; 0: noise (or NaN bounds). Alone: the interval
+        above 0, below 0, or containing it. One of several comparisons of a table: the Holm-adjusted
+        p below 0.05 (for one comparison the two rules agree: the percentile interval excludes 0
+        exactly when the bootstrap p is below 0.05)."""
+        if self.family > 1:
+            return 0 if not self.p_adj < 0.05 else 1 if self.diff > 0 else -1
         return 1 if self.lo > 0 else -1 if self.hi < 0 else 0
 
     @property
@@ -65,10 +74,47 @@ class Diff:
         return self.sign != 0
 
     def verdict(self, words: Verdicts) -> str:
+        if self.sign == 0 and self.family > 1:  # the reason is the adjusted p, not the interval
+            return f"{words.within.split(' (')[0]} (adjusted p ≥ 0.05)"
         return words.above if self.sign > 0 else words.below if self.sign < 0 else words.within
 
     def interval(self) -> str:
         return f"[{self.lo:+.4f}, {self.hi:+.4f}]"
+
+    def p_cell(self) -> str:
+        """The p a table shows: Holm-adjusted in a family, raw alone; n/a without one."""
+        return fmt_p(self.p_adj if self.family > 1 else self.p)
+
+
+def fmt_p(p: float) -> str:
+    """A p-value for a table: 3 decimals, `< 0.001` below that, n/a for NaN."""
+    return "n/a" if math.isnan(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979, "A simple sequentially rejective multiple test
+    procedure"): with the m p-values sorted p_(1) <= ... <= p_(m), the adjusted
+    p_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)); rejecting where it is below alpha controls the
+    family-wise error at alpha. NaN p-values (comparisons that could not be made) stay NaN and do
+    not count in m."""
+    known = sorted((p, i) for i, p in enumerate(ps) if not math.isnan(p))
+    out = [math.nan] * len(ps)
+    m, running = len(known), 0.0
+    for j, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (m - j) * p))
+        out[i] = running
+    return out
+
+
+def holm_adjusted(diffs: list[Diff | None]) -> list[Diff | None]:
+    """The differences of one table judged as one family: their p Holm-adjusted over those with a
+    p (`family` their number; a family of one is judged by its interval as before)."""
+    adj = holm([math.nan if d is None else d.p for d in diffs])
+    m = sum(not math.isnan(a) for a in adj)
+    return [
+        None if d is None else dataclasses.replace(d, family=m, p_adj=a)
+        for d, a in zip(diffs, adj, strict=True)
+    ]
 
 
 def paired_folds(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> Diff | None:

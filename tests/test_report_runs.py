@@ -33,8 +33,10 @@ def student(
     extra=None,
     tags=None,
     history=None,
+    more=None,
 ):
-    """A FINISHED student run; `history`: per-epoch (dev avg F1, train loss), logged at step=epoch."""
+    """A FINISHED student run; `history`: per-epoch (dev avg F1, train loss), logged at step=epoch;
+    `more`: more (or other) final metrics."""
     name = f"toy-{fusion}-{loss}-s{seed}"
     tags = {
         "stage": "student",
@@ -80,6 +82,7 @@ def student(
         "test/a/precision/y": 1,
         "test/b/precision/x": 1,
         "test/b/precision/y": 1,
+        **(more or {}),
     }
     for k, v in metrics.items():
         c.log_metric(rid, k, v)

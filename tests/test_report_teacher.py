@@ -197,7 +197,7 @@ def test_a_fusion_sweep_shows_each_of_its_teachers(tmp_path, monkeypatch):
 
     build(tmp_path / "docs")
     text = (tmp_path / "docs" / "toy_fusion_hp_summary.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| teacher")]
+    rows = [line for line in text.splitlines() if line.startswith("| teacher (")]
     assert len(rows) == 2, text
     assert rows[0].startswith("| teacher (vit_tiny_patch16_224 (shrunk) + bert (shrunk), gated) * |")
     assert "teacher of `fusion.name=gated layers=1` | 0.850 | 0.900 |" in rows[0]

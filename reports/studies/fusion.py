@@ -9,12 +9,13 @@ import numpy as np
 from reports.groups import Group, comparable, configs, tasks
 from reports.markdown import table
 from reports.matched import bootstrap_line, f1_interval
+from reports.mcnemar import chosen_pairs, mcnemar_section
 from reports.plots import bars, pareto_plot, seeds_phrase
 from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
-from reports.teacher import note, reach, teachers
+from reports.teacher import MARK, note, of, reach, teachers
 
 
 def document(sweep: Sweep, ctx: Context) -> list[str]:
@@ -88,6 +89,9 @@ def document(sweep: Sweep, ctx: Context) -> list[str]:
     if text:
         lines.append(f"- {text}")
     lines += reach(taught)
+    lines += [""] + mcnemar_section(
+        chosen_pairs(order, of(taught, order[0]), MARK), seeds, f"### McNemar tests ({ds})"
+    )
     rel = bars(
         [c.tag("fusion") for c in order],
         [c.fair.mean("test/avg_f1") for c in order],

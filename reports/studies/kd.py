@@ -9,12 +9,13 @@ import numpy as np
 from reports.groups import Group, comparable, configs
 from reports.markdown import table
 from reports.matched import bootstrap_line, kd_help
+from reports.mcnemar import chosen_pairs, mcnemar_section
 from reports.plots import heatmap, lines, seeds_phrase
 from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
-from reports.teacher import MARK, no_better, note, reach, teachers
+from reports.teacher import MARK, no_better, note, of, reach, teachers
 
 
 def _key(c: Group) -> tuple[float, float]:
@@ -105,6 +106,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
             out += [bootstrap_line(cs[0], cs[1])[0], ""]
         closest = [line[2:] for line in reach(taught)]  # a paragraph here, not a list item
         out += closest + ([""] if closest else [])
+        out += mcnemar_section(chosen_pairs(cs, of(taught, cs[0]), MARK), seeds, f"### McNemar tests ({ds})")
         labels = ([fmt(a, 2) for a in alphas], [fmt(t, 1) for t in temps])
         rel = heatmap(grid, *labels, ("α", "τ"), seeds_phrase(seeds), ctx.img / f"{ds}_kd_heatmap.png")
         out.append(f"![τ x α heatmap]({rel})")

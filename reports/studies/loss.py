@@ -12,7 +12,8 @@ import numpy as np
 
 from reports.groups import Group, comparable, configs, task_classes, task_field, tasks
 from reports.markdown import table
-from reports.matched import bootstrap_line, f1_interval, kd_help, paired_f1
+from reports.matched import against, bootstrap_line, f1_interval, kd_help
+from reports.mcnemar import chosen_pairs, mcnemar_section
 from reports.plots import bars_caption, f1_bars, pareto_plot
 from reports.query import Sweep, predictions
 from reports.registry import Context, Document, register
@@ -161,9 +162,19 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
         return lines + ["- No seed is shared by every configuration: nothing is compared.", ""], None
     seeds = cs[0].matched
     base = next((c for c in cs if c.tag("loss") == "none"), None)
-    vs_none: dict[str, Diff | None] = {
-        c.label: paired_f1(c, base, seeds) for c in cs if base is not None and c is not base
-    }
+    others = [c for c in cs if c is not base]
+    # the differences the "Does KD help?" table shows, judged as its one family
+    vs_none: dict[str, Diff | None] = (
+        dict(
+            zip(
+                [c.label for c in others],
+                against(others, base, seeds, of(taught, base))[1],
+                strict=True,
+            )
+        )
+        if base is not None
+        else {}
+    )
     below = [c for c in cs if (d := vs_none.get(c.label)) is not None and d.sign < 0]
     best, fastest = cs[0], min(cs, key=lambda c: (c.fair.mean("latency_ms"), c.label))
     lines += [
@@ -180,7 +191,7 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
         d = vs_none[c.label]
         lines.append(
             f"- Below the no-KD baseline: `{c.tag('loss')}` (test avg F1 difference {d.diff:+.4f} against `none`, "
-            f"interval {d.interval()})."
+            f"interval {d.interval()}, p {d.p_cell()}{' Holm-adjusted' if d.family > 1 else ''})."
         )
     clear = False
     if len(cs) >= 2:
@@ -206,6 +217,10 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
         )
         said = no_better(teacher, base, seeds)
         lines += part + (said + [""] if said else [])
+    loss_of = lambda c: f"`{c.tag('loss')}`"  # noqa: E731
+    lines += mcnemar_section(
+        chosen_pairs(cs, of(taught, cs[0]), MARK, loss_of), seeds, f"### McNemar tests ({ds})"
+    )
     bad = sorted({c.tag("loss") for c in collapsed + below})
     close = sorted(
         c.tag("loss") for c in cs if (d := vs_none.get(c.label)) is not None and d.diff < 0 and d.sign == 0
