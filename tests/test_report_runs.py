@@ -112,14 +112,14 @@ def failed(label: str, error: str = "NonFiniteLoss: non-finite loss at epoch 1")
     }
 
 
-def parent(c, exp, study, kind, sweep_hash, trials, seeds=None):
+def parent(c, exp, study, kind, sweep_hash, trials, seeds=None, dataset="toy"):
     r = c.create_run(
         exp,
         tags={
             "stage": "sweep",
             "study": study,
             "study_kind": kind,
-            "dataset": "toy",
+            "dataset": dataset,
             "sweep_hash": sweep_hash,
         },
     )

@@ -12,6 +12,7 @@ from reports.matched import bootstrap_line, f1_interval
 from reports.mcnemar import chosen_pairs, mcnemar_section
 from reports.plots import bars, pareto_plot, seeds_phrase
 from reports.query import Sweep
+from reports.ranks import across
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
@@ -112,4 +113,14 @@ def document(sweep: Sweep, ctx: Context) -> list[str]:
 @register("fusion", order=20)
 def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
     """One document per fusion sweep (per dataset)."""
-    return [Document(f"{s.dataset}_fusion_hp_summary.md", [s], document(s, ctx)) for s in sweeps]
+    docs = [Document(f"{s.dataset}_fusion_hp_summary.md", [s], document(s, ctx)) for s in sweeps]
+    ranked = across(sweeps, lambda c: c.tag("fusion"), "fusion", ctx.img, "fusion")
+    if ranked:  # two or more datasets: one document across them
+        head = [
+            "# Fusions across datasets",
+            "",
+            f"Fusion sweeps of {len(sweeps)} datasets: {', '.join(s.dataset for s in sweeps)}.",
+            "",
+        ]
+        docs.append(Document("fusion_across_datasets.md", sweeps, head + ranked))
+    return docs

@@ -16,6 +16,7 @@ from reports.matched import against, bootstrap_line, f1_interval, kd_help
 from reports.mcnemar import chosen_pairs, mcnemar_section
 from reports.plots import bars_caption, f1_bars, pareto_plot
 from reports.query import Sweep, predictions
+from reports.ranks import across
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import Diff, fmt, seeds_text, uniform_guess_f1
@@ -271,4 +272,6 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
     else:
         for ds, b in sorted(best.items()):
             lines.append(f"- {ds}: " + (f"prefer `{b}`." if b else "no clear winner; tune per dataset."))
+    ranked = across(sweeps, lambda c: c.tag("loss"), "loss", ctx.img, "loss", "losses")
+    lines += [""] + ranked if ranked else []
     return [Document("loss_explore.md", sweeps, lines + [""])]
