@@ -442,6 +442,11 @@ class ExperimentConfig:
     name: str = no_hash(default="experiment")
     profile: str = no_hash(default="tiny")  # the profile's content is hashed through teacher/student
     seed: int = non_negative(default=0)
+    # the teacher's own seed (a study's `teacher_seeds`: k teachers, each distilled into every
+    # student); null: `seed`, one teacher per seed as before (hashed only when set)
+    teacher_seed: int | None = _check(
+        lambda v: v is None or v >= 0, "null or a value >= 0", hash="if_set", default=None
+    )
     dataset: DatasetConfig
     teacher: ModelConfig = ModelConfig()
     student: ModelConfig = ModelConfig()
@@ -455,6 +460,11 @@ class ExperimentConfig:
     @property
     def tasks(self) -> tuple[str, ...]:
         return tuple(self.dataset.tasks)
+
+    @property
+    def seed_of_teacher(self) -> int:
+        """The seed the teacher is built and trained with."""
+        return self.seed if self.teacher_seed is None else self.teacher_seed
 
     def validate(self) -> None:
         monitor = self.train.monitor

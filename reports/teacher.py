@@ -76,6 +76,24 @@ def of(taught: list[Taught], c: Group) -> Group | None:
     return mine if mine is not None or len(taught) != 1 else taught[0].teacher
 
 
+def teacher_seed(g: Group) -> str | None:
+    """The teacher seed of a configuration's or a teacher's runs (tag `teacher_seed`), else None."""
+    col = g.runs.get("tags.teacher_seed")
+    vals = sorted({str(v) for v in col.dropna()}) if col is not None else []
+    return vals[0] if vals else None
+
+
+def protocol(cs: list[Group]) -> str:
+    """The sentence naming how the students' teachers were trained."""
+    seeds = sorted({s for c in cs if (s := teacher_seed(c)) is not None}, key=int)
+    if len(seeds) > 1:
+        return (
+            f"Teacher protocol: {len(seeds)} teachers (teacher seeds {', '.join(seeds)}), each trained "
+            "once and distilled into every configuration and seed; a student that reads no teacher ran once."
+        )
+    return "Teacher protocol: one teacher per seed, trained once and reused by every student of that seed."
+
+
 def note(taught: list[Taught], students: list[Group]) -> list[str]:
     """The footnote of the mark, the models' sizes, and what `(shrunk)` means where it is shown."""
     if not taught:
@@ -87,7 +105,7 @@ def note(taught: list[Taught], students: list[Group]) -> list[str]:
     text = (
         f"`{MARK}` The teacher{'s' if len(taught) > 1 else ''} the students distilled from (run {names}), "
         f"trained on the labels alone, first for reference: never ranked, compared or recommended "
-        "among the students." + (f" Sizes: {'; '.join(sizes)}." if sizes else "")
+        "among the students." + (f" Sizes: {'; '.join(sizes)}." if sizes else "") + f" {protocol(students)}"
     )
     lines = [text, ""]
     roles = [(t.teacher.runs.iloc[0], "teacher") for t in taught]

@@ -21,7 +21,7 @@ def teacher_hash(cfg: ExperimentConfig) -> str:
     parts = {
         "teacher": cfg.teacher,
         "dataset": cfg.dataset,
-        "seed": cfg.seed,
+        "seed": cfg.seed_of_teacher,
         "train": train,
         "label_loss": [cfg.loss.label_loss, cfg.loss.focal_gamma],
     }

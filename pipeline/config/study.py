@@ -35,6 +35,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.schema import ExperimentConfig
+from pipeline.config.identity import needs_teacher
 from pipeline.config.loader import config_hash, load_experiment
 from pipeline.config.overrides import Override
 from pipeline.config.phases import Phase
@@ -149,12 +150,16 @@ def expand_phase(
     keys = list(phase.space)
     points = [dict(zip(keys, c, strict=True)) for c in itertools.product(*(phase.space[k] for k in keys))]
     folds: list[int | None] = list(range(phase.cv.folds)) if phase.cv else [None]
-    return [
+    if study.teacher_seeds > 1:  # every point against each teacher (validated: a plain grid)
+        points = [{**p, "teacher_seed": j} for p in points for j in range(study.teacher_seeds)]
+    trials = [
         make_trial(study, extra, p, s, phase, base, f, f"{phase.prefix}_{i:03d}" if phase.name else "")
         for i, p in enumerate(points, 1)
         for s in study.seeds
         for f in folds
     ]
+    # a student that reads no teacher (`none`) would be the same run once per teacher: once
+    return [t for t in trials if t.point.get("teacher_seed", 0) == 0 or needs_teacher(t.cfg)]
 
 
 def _values(spec: Any) -> list:

@@ -50,6 +50,9 @@ class StudyConfig:
     mode: Literal["max", "min"] = "max"
     search: Search = Search()
     seeds: tuple[int, ...] = (0,)
+    # k > 1: k teachers (teacher seeds 0..k-1), each trained once and distilled into every
+    # configuration and seed (a student that reads no teacher runs once): the teachers' variance
+    teacher_seeds: int = positive(default=1)
     scheduler: Literal["none", "asha"] = "none"
     resources: Resources = Resources()
     max_concurrent: int = non_negative(default=0)  # 0: as many as the resources allow
@@ -100,6 +103,12 @@ class StudyConfig:
             )
         if not self.seeds:
             raise ValueError("seeds", "expected at least one seed")
+        if self.teacher_seeds > 1 and (self.phases or self.cv is not None or self.search.algorithm != "grid"):
+            raise ValueError(
+                "teacher_seeds", "expected 1 here: several teachers take a grid study without cv or phases"
+            )
+        if self.teacher_seeds > 1 and "teacher_seed" in self.space:
+            raise ValueError("teacher_seeds", "expected 1 when the space sets teacher_seed itself")
         for key, spec in self.space.items():
             if isinstance(spec, tuple):
                 if not spec:

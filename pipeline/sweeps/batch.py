@@ -81,7 +81,9 @@ def names(trial: Trial) -> dict[str, str]:
     """The run names of a trial's student and of its teacher (pipeline.config.names)."""
     return {
         "name": trial_name(trial.point, trial.seed, trial.exp_id, trial.fold),
-        "teacher_name": teacher_trial_name(trial.point, trial.seed, trial.fold, teacher_hash(trial.cfg)),
+        "teacher_name": teacher_trial_name(
+            trial.point, trial.cfg.seed_of_teacher, trial.fold, teacher_hash(trial.cfg)
+        ),
     }
 
 
@@ -162,7 +164,7 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
             **common,
             "stage": "teacher",
             "tags": _tags(ctx, t),
-            "label": f"teacher seed={t.seed}"
+            "label": f"teacher seed={t.cfg.seed_of_teacher}"
             + (f" fold={t.fold}" if t.fold is not None else "")
             + f" hash={h[:8]}",
             "overrides": [*t.overrides, *ctx.pin],

@@ -166,11 +166,13 @@ def _tags(cfg: ExperimentConfig, role: str) -> dict[str, str]:
         "fusion": m.fusion.name,
         "vision": m.vision.name if m.volume.name == "none" else m.volume.name,  # 3-D: resnet3d, swin3d
         "text": m.text.name,
-        "seed": str(cfg.seed),
+        "seed": str(cfg.seed_of_teacher if role == "teacher" else cfg.seed),
         "profile": cfg.profile,
         "tasks": ",".join(cfg.dataset.tasks),
         "teacher_hash": teacher_hash(cfg),
     }
+    if cfg.teacher_seed is not None:  # one of a study's k teachers (`teacher_seeds`)
+        tags["teacher_seed"] = str(cfg.teacher_seed)
     if m.mil.name != "none":  # the objective the run trained with: what the MIL and BraTS reports read
         tags["mil_objective"] = m.mil.objective
     return tags
@@ -241,7 +243,7 @@ def ensure_teacher(
     exp, th = experiment_name(cfg), teacher_hash(cfg)
     found = None if retrain else tracking.find_finished(exp, {"stage": "teacher", "teacher_hash": th})
     if found:
-        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
+        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed_of_teacher)
         teacher.load_state_dict(tracking.load_state_dict(found, "teacher/model.pt"))
         keep = ("latency_ms", "size_mb", "params")
         metrics_ = {
@@ -260,7 +262,7 @@ def ensure_teacher(
     ) as log:
         _log_common(log, cfg, data)
         # built inside the run: a model that fails to build is a FAILED run with its reason
-        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed)
+        teacher = build_model(cfg.teacher, data, "teacher", cfg.seed_of_teacher)
         say(f"teacher: training ({parameter_count(teacher) / 1e6:.2f} M params, hash {th})")
         label_only = LOSSES.get("none")(teacher_loss(cfg.loss), loss_context(data, teacher, teacher))
         fitted = fit(
@@ -269,7 +271,7 @@ def ensure_teacher(
             data,
             cfg.train,
             cfg.train.teacher_epochs,
-            cfg.seed,
+            cfg.seed_of_teacher,
             device,
             on_epoch=lambda e, r: (log.metrics(r, e), on_epoch and on_epoch("teacher", e, r)),
             lr=cfg.train.lr_for("teacher"),

@@ -21,6 +21,7 @@ from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import Diff, fmt, seeds_text, uniform_guess_f1
 from reports.teacher import MARK, Taught, no_better, note, of, reach, teachers
+from reports.teacher_seeds import variance_section
 
 MARGIN = 0.05  # F1 within this of chance counts as collapsed
 
@@ -222,6 +223,7 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     lines += mcnemar_section(
         chosen_pairs(cs, of(taught, cs[0]), MARK, loss_of), seeds, f"### McNemar tests ({ds})"
     )
+    lines += variance_section(cs, taught, lambda c: c.tag("loss"), f"### Teacher variance ({ds})")
     bad = sorted({c.tag("loss") for c in collapsed + below})
     close = sorted(
         c.tag("loss") for c in cs if (d := vs_none.get(c.label)) is not None and d.diff < 0 and d.sign == 0
