@@ -25,8 +25,9 @@ def _study(tmp_path, **kw):
 def test_k_teachers_expand_every_student_against_each_and_none_once(tmp_path):
     study, _ = load_study(_study(tmp_path, seeds=[0, 1], teacher_seeds=3))
     trials = expand(study, ["dataset=synthetic-wound"])
-    got = sorted((t.point["loss.name"], t.point["teacher_seed"], t.seed) for t in trials)
-    assert got == [("none", 0, 0), ("none", 0, 1)] + [("vanilla", j, s) for j in range(3) for s in (0, 1)]
+    got = sorted((t.point["loss.name"], t.point.get("teacher_seed", -1), t.seed) for t in trials)
+    assert got == [("none", -1, 0), ("none", -1, 1)] + [("vanilla", j, s) for j in range(3) for s in (0, 1)]
+    assert all(t.cfg.teacher_seed is None for t in trials if t.point["loss.name"] == "none")
     hashes = {
         t.point["teacher_seed"]: teacher_hash(t.cfg) for t in trials if t.point["loss.name"] == "vanilla"
     }
@@ -66,7 +67,7 @@ def test_a_sweep_with_two_teachers_reports_their_variance(tmp_path, synth_wound,
         for r in students
     }
     assert read[("vanilla", "0")] == teachers["0"] and read[("vanilla", "1")] == teachers["1"]
-    assert [k for k in read if k[0] == "none"] == [("none", "0")]  # once, not once per teacher
+    assert [k for k in read if k[0] == "none"] == [("none", None)]  # once, not once per teacher
     build(tmp_path / "docs")
     text = (tmp_path / "docs" / "loss_explore.md").read_text()
     part = text.split("### Teacher variance (synthetic-wound)")[1].split("###")[0]
@@ -75,6 +76,8 @@ def test_a_sweep_with_two_teachers_reports_their_variance(tmp_path, synth_wound,
     assert (
         "Teachers' test avg F1 over 2 teachers:" in part and " ± " in part.split("Teachers' test avg F1")[1]
     )
+    assert "| `vanilla` |" in part and "`none`" not in part.split("| Configuration |")[1].split("\n\n")[0]
+    assert "beats `none`" in part or "shown to beat `none`" in part
     assert "| `vanilla` |" in part and (
         "Best on dev with every teacher" in part or "depends on the teacher" in part
     )

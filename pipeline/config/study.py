@@ -158,8 +158,18 @@ def expand_phase(
         for s in study.seeds
         for f in folds
     ]
-    # a student that reads no teacher (`none`) would be the same run once per teacher: once
-    return [t for t in trials if t.point.get("teacher_seed", 0) == 0 or needs_teacher(t.cfg)]
+    if study.teacher_seeds == 1:
+        return trials
+    # a student that reads no teacher (`none`) would be the same run once per teacher: it runs
+    # once, without a teacher seed (so no report counts it as one teacher's)
+    out = []
+    for t in trials:
+        if needs_teacher(t.cfg):
+            out.append(t)
+        elif t.point["teacher_seed"] == 0:
+            point = {k: v for k, v in t.point.items() if k != "teacher_seed"}
+            out.append(make_trial(study, extra, point, t.seed, phase, base, t.fold, t.exp_id))
+    return out
 
 
 def _values(spec: Any) -> list:
