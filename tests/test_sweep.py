@@ -62,12 +62,14 @@ def _children(client: MlflowClient, parent_id: str) -> list:
 def test_sweep_runs_concurrent_trials_under_one_parent(
     tmp_path, synth_wound, kdsweep_cache, monkeypatch, local_ray
 ):
-    """8 trials at once (0.25 CPU each) on one sqlite store: parent/child runs, statuses, one
-    teacher, every epoch's metric of every trial present (no 'database is locked', nothing lost)."""
+    """8 trials at once (0.25 CPU each) on one sqlite store: parent/child runs, statuses, every
+    epoch's metric of every trial present (no 'database is locked', nothing lost). The study has
+    two teachers (`teacher_seeds: 2`): each KD student runs against each, `none` once, and the
+    loss document shows the teachers' variance (one sweep for both: a sweep costs ~a minute)."""
     uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    space = {"loss.name": ["none", "vanilla", "combined", "rkd"], "student.fusion.heads": [2, 4]}
-    study = _study(tmp_path, space, resources={"cpu": 0.25}, max_concurrent=8)
+    space = {"loss.name": ["none", "vanilla", "rkd"], "student.fusion.heads": [2, 4]}
+    study = _study(tmp_path, space, resources={"cpu": 0.25}, max_concurrent=8, teacher_seeds=2)
     from pipeline.sweeps.sweep import run_sweep
 
     # the session's Ray, started with another environment: the trials still log to this store
@@ -80,26 +82,44 @@ def test_sweep_runs_concurrent_trials_under_one_parent(
     assert "study.yaml" in {a.path for a in client.list_artifacts(result.parent_run_id)}
     children = _children(client, result.parent_run_id)
     students = [r for r in children if r.data.tags["stage"] == "student"]
-    teachers = [r for r in children if r.data.tags["stage"] == "teacher"]
-    assert len(students) == 8 and len(teachers) == 1
+    teachers = {r.data.tags["teacher_seed"]: r for r in children if r.data.tags["stage"] == "teacher"}
+    assert len(students) == 10 and sorted(teachers) == ["0", "1"]  # 2 none + 2 x 2 x 2 KD
     assert all(r.info.status == "FINISHED" for r in children)
     # names start with what the study varies (the UI's list shows a name's first characters);
     # the dataset and fusion every run shares are tags and the description
-    assert {r.data.tags["mlflow.runName"] for r in students} == {
-        f"{loss}-h{h}-s0" for loss in ("none", "vanilla", "combined", "rkd") for h in (2, 4)
+    assert {r.data.tags["mlflow.runName"] for r in students} == {f"none-h{h}-s0" for h in (2, 4)} | {
+        f"{loss}-h{h}-teacher_seed{j}-s0" for loss in ("vanilla", "rkd") for h in (2, 4) for j in (0, 1)
     }
     assert parent.info.run_name == "study-synthetic-wound"
-    assert teachers[0].info.run_name == f"teacher-s0-{teachers[0].data.tags['teacher_hash'][:6]}"
+    for j, t in teachers.items():
+        assert t.info.run_name == f"teacher-s{j}-{t.data.tags['teacher_hash'][:6]}"
     for r in students:
         assert r.data.tags["dataset"] == "synthetic-wound" and r.data.tags["fusion"] == "cross_attention"
         assert "dataset synthetic-wound" in r.data.tags["mlflow.note.content"]
-    assert all(r.data.tags["teacher_run_id"] == teachers[0].info.run_id for r in students)
+        j = r.data.tags.get("teacher_seed")
+        assert (j is None) == (r.data.tags["loss"] == "none")  # none runs once, reads no teacher
+        if j is not None:  # each KD student distilled from the teacher of its teacher seed
+            assert r.data.tags["teacher_run_id"] == teachers[j].info.run_id
     for r in students:  # every epoch of every trial made it to the store
         assert [m.step for m in client.get_metric_history(r.info.run_id, "dev/avg_f1")] == [1, 2]
         assert "test/avg_f1" in r.data.metrics
-    assert [row.status for row in result.rows] == ["FINISHED"] * 8
+    assert [row.status for row in result.rows] == ["FINISHED"] * 10
     devs = [row.dev for row in result.rows]
     assert devs == sorted(devs, reverse=True)
+    from reports.__main__ import build
+
+    build(tmp_path / "docs")
+    text = (tmp_path / "docs" / "loss_explore.md").read_text()
+    part = text.split("### Teacher variance (synthetic-wound)")[1].split("**synthetic-wound takeaway")[0]
+    assert "Teacher protocol: 2 teachers (teacher seeds 0, 1), each trained once" in part
+    assert "| teacher 0 |" in part and "| teacher 1 |" in part
+    assert (
+        "Teachers' test avg F1 over 2 teachers:" in part and " ± " in part.split("Teachers' test avg F1")[1]
+    )
+    rows = part.split("| Configuration |")[1].split("\n\n")[0]
+    assert "| `vanilla` |" in rows and "| `rkd` |" in rows and "`none`" not in rows  # none: no teacher
+    assert "Best on dev with every teacher" in part or "depends on the teacher" in part
+    assert "beats `none` with" in part or "shown to beat `none`" in part
 
 
 def test_invalid_combination_is_refused_before_any_trial(tmp_path, synth_wound, monkeypatch):

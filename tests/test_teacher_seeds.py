@@ -1,17 +1,16 @@
 """A study's `teacher_seeds: k`: k teachers, each trained once and distilled into every
-configuration and seed (a student that reads no teacher runs once), and the loss document's
-teacher-variance section, on a real Ray Tune sweep into a real MLflow store."""
+configuration and seed (a student that reads no teacher runs once). The sweep itself, and the
+loss document's teacher-variance section, run in tests/test_sweep.py's 8-concurrent-trials
+sweep (one sweep for both)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from core.errors import ConfigError
 from pipeline.config.identity import teacher_hash
 from pipeline.config.study import expand, load_study
-from support import runs_by_stage, sqlite_store, tiny_overrides
 
 
 def _study(tmp_path, **kw):
@@ -44,40 +43,3 @@ def test_k_teachers_expand_every_student_against_each_and_none_once(tmp_path):
 def test_several_teachers_take_a_plain_grid(tmp_path, extra):
     with pytest.raises(ConfigError, match="teacher_seeds"):
         load_study(_study(tmp_path, teacher_seeds=2, **extra))
-
-
-def test_a_sweep_with_two_teachers_reports_their_variance(tmp_path, synth_wound, monkeypatch, local_ray):
-    from pipeline.sweeps.sweep import run_sweep
-    from reports.__main__ import build
-
-    uri = sqlite_store(tmp_path / "mlflow.db")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    done = run_sweep(
-        str(_study(tmp_path, seeds=[0], teacher_seeds=2)),
-        tiny_overrides(synth_wound, epochs=1),
-        say=lambda s: None,
-    )
-    assert sorted(r.status for r in done.rows) == ["FINISHED"] * 3 and done.teachers_trained == 2
-    client = MlflowClient(uri)
-    teachers = {r.data.tags["teacher_seed"]: r.info.run_id for r in runs_by_stage(client, "teacher")}
-    assert sorted(teachers) == ["0", "1"]
-    students = runs_by_stage(client, "student")
-    read = {
-        (r.data.tags["loss"], r.data.tags.get("teacher_seed")): r.data.tags.get("teacher_run_id")
-        for r in students
-    }
-    assert read[("vanilla", "0")] == teachers["0"] and read[("vanilla", "1")] == teachers["1"]
-    assert [k for k in read if k[0] == "none"] == [("none", None)]  # once, not once per teacher
-    build(tmp_path / "docs")
-    text = (tmp_path / "docs" / "loss_explore.md").read_text()
-    part = text.split("### Teacher variance (synthetic-wound)")[1].split("###")[0]
-    assert "Teacher protocol: 2 teachers (teacher seeds 0, 1), each trained once" in part
-    assert "| teacher 0 |" in part and "| teacher 1 |" in part
-    assert (
-        "Teachers' test avg F1 over 2 teachers:" in part and " ± " in part.split("Teachers' test avg F1")[1]
-    )
-    assert "| `vanilla` |" in part and "`none`" not in part.split("| Configuration |")[1].split("\n\n")[0]
-    assert "beats `none`" in part or "shown to beat `none`" in part
-    assert "| `vanilla` |" in part and (
-        "Best on dev with every teacher" in part or "depends on the teacher" in part
-    )
