@@ -347,6 +347,10 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = non_negative(hash=False, default=0)
     latency_runs: int = positive(hash=False, default=50)
+    # the teacher's outputs computed once per teacher run and train split and read by every
+    # student (pipeline.training.teacher_cache); off, or with train.augment, it runs online.
+    # Not hashed: the same numbers either way
+    teacher_cache: bool = no_hash(default=True)
 
     def lr_for(self, role: Literal["teacher", "student"]) -> float:
         """The learning rate of the stage that trains `role`: its own rate if set, else `lr`

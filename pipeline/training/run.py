@@ -30,6 +30,7 @@ from pipeline.config.loader import config_hash, dump_yaml
 from pipeline.config.names import run_name, teacher_name
 from pipeline.config.params import run_params
 from pipeline.data.dataset import DataBundle, load_data
+from pipeline.training import teacher_cache
 from pipeline.training.describe import describe
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
 from pipeline.training.export import log_model
@@ -313,6 +314,13 @@ def run_student(
     ) as log:
         _log_common(log, cfg, data)
         frozen = FrozenTeacher(teacher).to(device) if teacher is not None else None
+        if frozen is not None and needs_teacher(cfg):
+            cached, outputs = teacher_cache.mode(cfg.train.augment, cfg.train.teacher_cache, teacher_run)
+            if cached:  # every student of this teacher and split reads the same file
+                frozen = teacher_cache.cached_teacher(
+                    frozen, data, teacher_run, cfg.train.eval_batch_size, device
+                )
+            log.tags({"teacher_outputs": outputs})
         student = build_model(cfg.student, data, "student", cfg.seed + 1)
         ctx = loss_context(data, student, teacher if teacher is not None else student)
         loss_fn = LOSSES.get(cfg.loss.name, "loss.name")(cfg.loss, ctx)
