@@ -33,7 +33,15 @@ from pipeline.config.identity import experiment_name, teacher_hash
 from pipeline.config.loader import config_hash, to_dict
 from pipeline.config.names import sweep_name
 from pipeline.config.phases import Phase, choose
-from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
+from pipeline.config.study import (
+    StudyConfig,
+    Trial,
+    expand,
+    expand_phase,
+    load_study,
+    make_trial,
+    plan_trials,
+)
 from pipeline.sweeps import summary
 from pipeline.sweeps.batch import Context, Row, fed, resources, run_batch
 from pipeline.sweeps.cluster import address
@@ -228,7 +236,9 @@ def _phase_trials(
     """The phase's trials, from the configuration its `best_of` phases chose (None: nothing to
     start from, every candidate failed), and that choice."""
     if not phase.best_of:
-        return expand_phase(study, phase, extra), None
+        # a study without phases is one of its own search: a grid, random draws, or (optuna) the
+        # validated corners of its ranges, whose teachers run first; a phase is always a grid
+        return (expand_phase(study, phase, extra) if study.phases else expand(study, extra)), None
     candidates = [
         dataclasses.asdict(r)
         for r in rows
