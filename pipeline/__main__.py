@@ -166,6 +166,13 @@ def _sweep(args: argparse.Namespace) -> int:
 
         written = build(args.docs, log_figures=True)  # the sweep's figures travel with its parent run
         say(f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})")
+    if result.best_yaml:  # an optuna study: its best configuration, chosen on dev
+        where = "" if args.no_report else f"{args.docs / result.best_yaml}, also "
+        say(
+            f"best configuration (chosen on dev): {where}artifact {result.best_yaml} of parent run "
+            f"{result.parent_run_id}; rerun it: python -m pipeline run "
+            + (str(args.docs / result.best_yaml) if not args.no_report else result.best_yaml)
+        )
     return 1 if any(r.status == "FAILED" for r in result.rows) and not args.allow_failures else 0
 
 

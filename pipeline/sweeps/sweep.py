@@ -59,6 +59,7 @@ class SweepResult:
     teachers_trained: int  # FINISHED teacher runs this sweep trained (not reused)
     teachers_failed: int = 0
     phases: list[dict] = dataclasses.field(default_factory=list)
+    best_yaml: str = ""  # an optuna study's best configuration: its artifact on the parent run
 
 
 def study_kind(space: Mapping, report: str = "") -> str:
@@ -220,6 +221,7 @@ def run_sweep(
         parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
         if phases:
             parent.json(phases, "phases.json")
+        best_yaml = _log_best(study, first.dataset.name, rows, parent, say)
         rows = summary.ordered(rows, study.mode, bool(study.phases))
         parent.describe(
             summary.markdown(study.name, first.dataset.name, study.metric, rows, bool(study.phases), trained)
@@ -227,7 +229,30 @@ def run_sweep(
         parent_id = parent.run_id
     if first.tracking.log_models == "chosen":
         register_sweep_choice(study, first.dataset.name, rows, plan, parent_id, say)
-    return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases)
+    return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases, best_yaml)
+
+
+def _log_best(study: StudyConfig, dataset: str, rows: list[Row], parent, say: Say) -> str:
+    """An optuna study's best configuration (chosen on dev) as an experiment YAML on the parent
+    run (pipeline.sweeps.tuning); its artifact name, or "" when there is none."""
+    if study.search.algorithm != "optuna":
+        return ""
+    from pipeline.sweeps.tuning import best_yaml, file_name
+
+    found = best_yaml(
+        [dataclasses.asdict(r) for r in rows],
+        study=study.name,
+        dataset=dataset,
+        metric=study.metric,
+        mode=study.mode,
+        sweep_run_id=parent.run_id,
+        config_text=lambda run_id: tracking.read_text(run_id, "config.yaml"),
+    )
+    if found is None:
+        say("no FINISHED configuration on a seed every configuration ran: no best configuration written")
+        return ""
+    parent.text(found[1], file_name(dataset, study.name))
+    return file_name(dataset, study.name)
 
 
 def _phase_trials(
