@@ -250,7 +250,7 @@ def documents(sweeps: Sequence[Sweep], registered: set[str]) -> list[Document]:
             "",
         ]
         rows = [[f"`{c.label}`", c.cell(f"best_{metric}"), c.cell("test/avg_f1"), c.name] for c in configs(s)]
-        lines += [f"Configurations, best dev {metric} first (test shown, never used to choose):", ""]
-        lines += table(["Configuration", f"Dev {metric}", "Test avg F1", "Run"], rows, "lrrl") + [""]
+        lines += [f"Configurations, best {metric} first (test shown, never used to choose):", ""]
+        lines += table(["Configuration", metric, "Test avg F1", "Run"], rows, "lrrl") + [""]
         out.append(Document(f"{s.dataset}_{s.study}_tuning.md", [s], lines + section(s)))
     return out
