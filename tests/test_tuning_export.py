@@ -236,3 +236,32 @@ def test_a_study_without_phases_runs_its_own_search(tmp_path):
         trials, chosen = _phase_trials(study, study.plan()[0], (), [], print)
         assert chosen is None and len(trials) == n
         assert [t.config_hash for t in trials] == [t.config_hash for t in expand(study)]
+
+
+def _row(config: str, seed: int, dev: float, status: str = "FINISHED") -> dict:
+    point = {"loss.alpha": {"A": 0.1, "B": 0.5, "C": 0.9}[config]}
+    return {
+        "status": status,
+        "run_id": f"{config}{seed}" if status == "FINISHED" else None,
+        "point": point,
+        "defining": [f"loss.alpha={point['loss.alpha']}"],
+        "seed": seed,
+        "exp_id": "",
+        "dev": dev,
+    }
+
+
+def test_the_best_is_the_best_mean_dev_on_the_seeds_every_configuration_ran():
+    from pipeline.sweeps.tuning import choose_best
+
+    rows = [_row("A", 0, 0.80), _row("A", 1, 0.60), _row("B", 0, 0.75), _row("B", 1, 0.70)]
+    best = choose_best(rows, "max")  # B: mean 0.725 over seeds 0, 1; its better run is seed 0
+    assert (best.point, best.seeds, best.seed, best.run_id) == ({"loss.alpha": 0.5}, (0, 1), 0, "B0")
+    assert best.mean_dev == pytest.approx(0.725) and best.dev == 0.75
+    # C lacks seed 1 (FAILED): every configuration is compared on seed 0 alone, where A leads;
+    # C's mean over its own runs (0.76) would have beaten B's 0.725 and A's 0.70
+    rows += [_row("C", 0, 0.76), _row("C", 1, float("nan"), "FAILED")]
+    best = choose_best(rows, "max")
+    assert (best.run_id, best.seeds, best.mean_dev) == ("A0", (0,), 0.80)
+    assert choose_best(rows, "min").run_id == "B0"  # a loss-like metric: the lowest wins
+    assert choose_best([_row("A", 0, float("nan"))], "max") is None
