@@ -56,7 +56,8 @@ def _chosen_id(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def tuned(local_ray, synth_wound, tmp_path_factory):
-    """The Optuna study above, swept once, and its documents built into tmp/docs."""
+    """The Optuna study above, swept once, and its documents built into tmp/docs (about 30 s
+    on two loaded cores, Ray's start aside: its tests are marked slow)."""
     from pipeline.sweeps.sweep import run_sweep
     from reports.__main__ import build
 
@@ -79,6 +80,7 @@ def _students(uri: str) -> list:
     return [r for r in runs_by_stage(MlflowClient(uri), "student") if r.info.status == "FINISHED"]
 
 
+@pytest.mark.slow
 def test_the_best_configuration_is_chosen_on_dev_and_written_twice_alike(tuned):
     client = MlflowClient(tuned.uri)
     students = _students(tuned.uri)
@@ -103,6 +105,7 @@ def test_the_best_configuration_is_chosen_on_dev_and_written_twice_alike(tuned):
     assert f"[{name}]({name})" in index
 
 
+@pytest.mark.slow
 def test_the_exported_file_reruns_to_the_same_dev_figure(tuned):
     """As a user: `python -m pipeline run docs/<file>` into the same store gives the chosen run's dev figure to the last digit (F1 moves in whole samples; the one
     thread of a trial against the command's default threads changes no prediction here)."""
@@ -139,6 +142,7 @@ def _importances(doc: str) -> str:
     return part
 
 
+@pytest.mark.slow
 def test_the_document_shows_importances_and_rebuilds_byte_identical(tuned, tmp_path, monkeypatch):
     """A study of no documented kind (it tunes training settings) gets its own document."""
     from reports.__main__ import build
@@ -153,6 +157,7 @@ def test_the_document_shows_importances_and_rebuilds_byte_identical(tuned, tmp_p
     assert texts == {name: (tuned.docs / name).read_bytes() for name in texts}
 
 
+@pytest.mark.slow
 def test_a_documented_kind_carries_the_sections_in_its_document(tuned, tmp_path, monkeypatch):
     """The same sweep, tagged as a KD study in a copy of its store: kd_sensitivity.md carries
     the sections (before its incomplete runs), and no document of its own is written."""
