@@ -136,27 +136,29 @@ def importances(
     )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = {_name(k): _distribution(spec) for k, spec in space.items()}
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
-    study.add_trials(
-        [
-            optuna.trial.create_trial(
-                params={_name(k): _value(spec, p[k]) for k, spec in space.items()},
-                distributions=dists,
-                value=float(v),
-            )
-            for p, v in zip(points, values, strict=True)
-        ]
-    )
-    kinds = dict(
-        zip(EVALUATORS, (FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator), strict=True)
-    )
     out: dict[str, dict[str, list[float]]] = {e: {p: [] for p in params} for e in EVALUATORS}
-    for name, kind in kinds.items():
-        for seed in range(REPEATS):
-            got = get_param_importances(study, evaluator=kind(seed=seed), params=params, normalize=True)
-            for p in params:
-                out[name][p].append(float(got.get(p, 0.0)))
+    try:  # one sweep whose runs do not fit its logged space must not stop every document
+        dists = {_name(k): _distribution(spec) for k, spec in space.items()}
+        study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+        study.add_trials(
+            [
+                optuna.trial.create_trial(
+                    params={_name(k): _value(spec, p[k]) for k, spec in space.items()},
+                    distributions=dists,
+                    value=float(v),
+                )
+                for p, v in zip(points, values, strict=True)
+            ]
+        )
+        kinds = (FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator)
+        for name, kind in zip(EVALUATORS, kinds, strict=True):
+            for seed in range(REPEATS):
+                got = get_param_importances(study, evaluator=kind(seed=seed), params=params, normalize=True)
+                for p in params:
+                    out[name][p].append(float(got.get(p, 0.0)))
+    except (ValueError, RuntimeError) as e:  # a point outside its range; a tree of zero variance
+        why = f"Importances could not be computed from these runs: {type(e).__name__}: {' '.join(str(e).split())}"
+        return Importances(params, {}, n, why[:300])
     return Importances(params, out, n)
 
 

@@ -223,6 +223,17 @@ def test_nothing_to_rank_is_said_in_a_sentence(n, space, value, start):
     assert lines[0].startswith(start) and len(lines) == 2
 
 
+def test_runs_outside_the_logged_space_are_said_not_raised():
+    """A point outside its range (the study file edited after the sweep) is one sentence in the
+    document, not an error that stops every document."""
+    from reports.tuning import importance_lines, importances
+
+    pts = _points(5, 1)
+    pts[0] = {**pts[0], "loss.temperature": 2.0}
+    lines = importance_lines(importances(pts, [p["loss.alpha"] for p in pts], SPACE, "max"))
+    assert lines[0].startswith("Importances could not be computed from these runs: ValueError: The value 2.0")
+
+
 def test_a_study_without_phases_runs_its_own_search(tmp_path):
     """run_sweep's trials for a study without phases come from its search: a random study's
     draws (not the grid of its space), an optuna study's validated range corners (a range is
