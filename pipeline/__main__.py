@@ -166,6 +166,19 @@ def _sweep(args: argparse.Namespace) -> int:
 
         written = build(args.docs, log_figures=True)  # the sweep's figures travel with its parent run
         say(f"regenerated {len(written)} report file(s) in {args.docs} (start at {args.docs / 'index.md'})")
+    if result.best_yaml:  # an optuna study: its best configuration, chosen on dev
+        name, parent = result.best_yaml, result.parent_run_id
+        if args.no_report:
+            say(
+                f"best configuration (chosen on dev): artifact {name} of parent run {parent}; "
+                f"`make report` writes it to docs/{name}, then: python -m pipeline run docs/{name}"
+            )
+        else:
+            path = args.docs / name
+            say(
+                f"best configuration (chosen on dev): {path} (also artifact {name} of parent run "
+                f"{parent}); rerun it: python -m pipeline run {path}"
+            )
     return 1 if any(r.status == "FAILED" for r in result.rows) and not args.allow_failures else 0
 
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from reports import plots
+from reports import plots, tuning
 from reports.csvs import results_csv
 from reports.markdown import table
 from reports.phased import latest
@@ -106,9 +106,13 @@ def build(
         for doc in study.render(mine, ctx):
             if doc.csv is not None:
                 csvs.append(doc)
-            else:
-                write_md(doc.name, doc.lines + incomplete_section(doc.sweeps))
+            else:  # an Optuna sweep's best configuration and importances follow its kind's document
+                write_md(doc.name, doc.lines + tuning.sections(doc.sweeps) + incomplete_section(doc.sweeps))
                 docs.append(doc)
+    for doc in tuning.documents(found, {s.kind for s in studies()}):  # a kind without a document
+        write_md(doc.name, doc.lines + incomplete_section(doc.sweeps))
+        docs.append(doc)
+    csvs += tuning.best_files(found)  # docs/<dataset>_<study>_best.yaml, written as is
     write("results.csv", results_csv([s for s in found if in_results_csv(s.kind)]))
     for doc in csvs:
         write(doc.name, doc.csv)

@@ -39,6 +39,7 @@ class Sweep:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # FINISHED student runs of the sweep
     incomplete: list[dict] = field(default_factory=list)  # FAILED/KILLED runs, failed configurations
     seeds: list[int] = field(default_factory=list)  # the seeds the study asked for
+    search: str = ""  # the study's search algorithm (grid, random, optuna; "" before it was logged)
 
 
 def _asked_seeds(parent: pd.Series, trials: list[dict], runs: pd.DataFrame) -> list[int]:
@@ -132,6 +133,7 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
             str(p["start_time"])[:19],
             trials,
             p["artifact_uri"],
+            search=p["params.search"] if isinstance(p.get("params.search"), str) else "",
         )
         finished = [t["run_id"] for t in trials if t.get("run_id") and t["status"].startswith("FINISHED")]
         runs = runs_by_id(finished)

@@ -25,8 +25,10 @@ from reports.query import Sweep
 @dataclass
 class Document:
     """A file a study report writes. Markdown: `lines` after the shared header, followed by the
-    incomplete runs of `sweeps` (the sweeps its index row names). CSV: `csv` as is, with `about`
-    as its index row; `instead_of` names the study whose runs it holds instead of results.csv."""
+    incomplete runs of `sweeps` (the sweeps its index row names). CSV (or another text file that
+    carries its own header, such as an Optuna study's best configuration): `csv` as is, with
+    `about` as its index row; `instead_of` names the study whose runs it holds instead of
+    results.csv."""
 
     name: str
     sweeps: list[Sweep]

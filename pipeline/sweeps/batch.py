@@ -20,7 +20,7 @@ from typing import Any
 from pipeline import tracking
 from pipeline.config.identity import needs_teacher, teacher_hash
 from pipeline.config.names import teacher_trial_name, trial_name
-from pipeline.config.study import StudyConfig, Trial, short
+from pipeline.config.study import StudyConfig, Trial, point_overrides, short
 from pipeline.sweeps.cluster import trial_env
 
 Say = Callable[[str], None]
@@ -257,9 +257,18 @@ def run_batch(ctx: Context, trials: Sequence[Trial], name: str, say: Say = print
                 batch.rows.append(_result_row(by_index.get(position[id(t)]), partial(_row, t)))
     else:
         for r in results:
-            text = " ".join(f"{k}={v}" for k, v in r["config"].get("point", {}).items())
-            batch.rows.append(_result_row(r, partial(Row, text)))
+            batch.rows.append(_result_row(r, partial(_suggested_row, r["config"])))
     return batch
+
+
+def _suggested_row(config: dict, status: str, **kw: Any) -> Row:
+    """The row of a trial Optuna suggested: its point, seed (the Repeater's index into the
+    study's seeds, as the trial reads it) and defining overrides are known only from its config,
+    so that trials.json groups its seeds and names its configuration like a grid's."""
+    point, seeds = dict(config.get("point", {})), config.get("seeds") or [None]
+    seed = seeds[config.get("__trial_index__", 0) % len(seeds)]
+    text = " ".join([*(f"{_key(k)}={short(v)}" for k, v in point.items()), f"seed={seed}"])
+    return Row(text, status, point=point, seed=seed, defining=point_overrides(point), **kw)
 
 
 def _waits_for(trial: Trial, new: dict[str, Trial]) -> dict[str, str]:

@@ -33,7 +33,15 @@ from pipeline.config.identity import experiment_name, teacher_hash
 from pipeline.config.loader import config_hash, to_dict
 from pipeline.config.names import sweep_name
 from pipeline.config.phases import Phase, choose
-from pipeline.config.study import StudyConfig, Trial, expand_phase, load_study, make_trial, plan_trials
+from pipeline.config.study import (
+    StudyConfig,
+    Trial,
+    expand,
+    expand_phase,
+    load_study,
+    make_trial,
+    plan_trials,
+)
 from pipeline.sweeps import summary
 from pipeline.sweeps.batch import Context, Row, fed, resources, run_batch
 from pipeline.sweeps.cluster import address
@@ -51,6 +59,7 @@ class SweepResult:
     teachers_trained: int  # FINISHED teacher runs this sweep trained (not reused)
     teachers_failed: int = 0
     phases: list[dict] = dataclasses.field(default_factory=list)
+    best_yaml: str = ""  # an optuna study's best configuration: its artifact on the parent run
 
 
 def study_kind(space: Mapping, report: str = "") -> str:
@@ -212,6 +221,7 @@ def run_sweep(
         parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
         if phases:
             parent.json(phases, "phases.json")
+        best_yaml = _log_best(study, first.dataset.name, rows, parent, say)
         rows = summary.ordered(rows, study.mode, bool(study.phases))
         parent.describe(
             summary.markdown(study.name, first.dataset.name, study.metric, rows, bool(study.phases), trained)
@@ -219,7 +229,30 @@ def run_sweep(
         parent_id = parent.run_id
     if first.tracking.log_models == "chosen":
         register_sweep_choice(study, first.dataset.name, rows, plan, parent_id, say)
-    return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases)
+    return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases, best_yaml)
+
+
+def _log_best(study: StudyConfig, dataset: str, rows: list[Row], parent, say: Say) -> str:
+    """An optuna study's best configuration (chosen on dev) as an experiment YAML on the parent
+    run (pipeline.sweeps.tuning); its artifact name, or "" when there is none."""
+    if study.search.algorithm != "optuna":
+        return ""
+    from pipeline.sweeps.tuning import best_yaml, file_name
+
+    found = best_yaml(
+        [dataclasses.asdict(r) for r in rows],
+        study=study.name,
+        dataset=dataset,
+        metric=study.metric,
+        mode=study.mode,
+        sweep_run_id=parent.run_id,
+        config_text=lambda run_id: tracking.read_text(run_id, "config.yaml"),
+    )
+    if found is None:
+        say("no FINISHED configuration on a seed every configuration ran: no best configuration written")
+        return ""
+    parent.text(found[1], file_name(dataset, study.name))
+    return file_name(dataset, study.name)
 
 
 def _phase_trials(
@@ -228,7 +261,9 @@ def _phase_trials(
     """The phase's trials, from the configuration its `best_of` phases chose (None: nothing to
     start from, every candidate failed), and that choice."""
     if not phase.best_of:
-        return expand_phase(study, phase, extra), None
+        # a study without phases is one of its own search: a grid, random draws, or (optuna) the
+        # validated corners of its ranges, whose teachers run first; a phase is always a grid
+        return (expand_phase(study, phase, extra) if study.phases else expand(study, extra)), None
     candidates = [
         dataclasses.asdict(r)
         for r in rows
