@@ -91,7 +91,7 @@ def across(
             for c in cs:  # the configuration's best on dev of each `what` (the table's order)
                 best.setdefault(key(c), c.fair.mean(f"test/{t}/f1"))
             per[f"{s.dataset} / {t}"] = best
-    if len(latest) < 2:
+    if len(latest) < 2 or not per:  # one dataset, or sweeps without a FINISHED run
         return []
     common = sorted(set.intersection(*(set(b) for b in per.values())))
     blocks = sorted(per)
