@@ -66,7 +66,7 @@ def test_ablation_study_runs_and_reports(tmp_path, synth_wound, monkeypatch, loc
     assert rows["image + text"].count("reference") == 1
     for single in ("image only", "text only"):  # against both: a difference, its interval, a verdict
         assert re.search(
-            r"\| [+-]\d\.\d{4} \| \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] \| (better|worse|within noise)",
+            r"\| [+-]\d\.\d{4} \| \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] \| [^|]+ \| (better|worse|within noise)",
             rows[single],
         ), rows[single]
     chosen = re.search(r"Chosen on dev: \*\*(.+?)\*\*", text).group(1)
@@ -79,7 +79,7 @@ def test_ablation_study_runs_and_reports(tmp_path, synth_wound, monkeypatch, loc
     for what in PERTURBATIONS:
         if what in applies:
             assert re.search(
-                r"\| [+-]\d\.\d{4} \| \[.+\] \| (hurts|helps|within noise|no change)", rows[what]
+                r"\| [+-]\d\.\d{4} \| \[.+\] \| [^|]+ \| (hurts|helps|within noise|no change)", rows[what]
             ), rows[what]
         else:
             assert "not applicable" in rows[what]
@@ -87,7 +87,7 @@ def test_ablation_study_runs_and_reports(tmp_path, synth_wound, monkeypatch, loc
         "Hurts beyond noise: " in text or "**No perturbation hurts the chosen student beyond noise.**" in text
     )
     assert "no predictions" not in text and "not tested" not in text
-    assert "over seed 0; 95 % interval from 1000 bootstrap resamples" in text
+    assert "over seed 0; 95 % interval and two-sided p from 1000 bootstrap resamples" in text
 
     build(docs)  # from the same store: the same bytes
     assert {p.name: p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()} == first

@@ -63,20 +63,22 @@ def test_ablation_document_verdicts(tmp_path, monkeypatch):
     rows = {line.split("|")[1].strip(): line for line in text_md.splitlines() if line.startswith("| ")}
 
     assert rows["image + text"].split("|")[4].strip() == "reference"
-    assert "| worse |" in rows["image only"]  # 0.6 vs 0.9 of 40 samples: beyond noise
-    assert "within noise" in rows["text only"] and "| +0.0250 |" in rows["text only"]
+    assert "| < 0.001 | worse |" in rows["image only"]  # 0.6 vs 0.9 of 40 samples: beyond noise
+    assert "| +0.0250 |" in rows["text only"] and "| within noise (adjusted p ≥ 0.05) |" in rows["text only"]
+    assert "| p (Holm) | Verdict |" in text_md and "The 2 p-values are Holm-adjusted as one family" in text_md
     assert "Beyond noise against both modalities: image only (worse, -0.3000)." in text_md
     assert "Chosen on dev: **image + text** (dev avg F1 0.8050, seeds 0, 1" in text_md
 
     assert "| +0.4000 |" in rows["captions shuffled across samples"]
     assert rows["captions shuffled across samples"].rstrip(" |").endswith("hurts")
     noise = rows["Gaussian image noise, std 0.1 of the pixel range"]
-    assert "| +0.0000 | [+0.0000, +0.0000] | no change |" in noise
-    assert "no predictions | not tested" in rows["image missing (its embedding zeroed)"]
+    assert "| +0.0000 | [+0.0000, +0.0000] | 1.000 | no change |" in noise
+    assert "| no predictions | n/a | not tested |" in rows["image missing (its embedding zeroed)"]
+    assert "The 3 p-values are Holm-adjusted" in text_md  # the drops with predictions: one family
     assert "| +0.0500 |" in rows["text missing (its embedding zeroed)"]
     assert "**Hurts beyond noise: captions shuffled across samples.**" in text_md
     assert "No change at all (the same test F1 on every resample): Gaussian image noise, std 0.1" in text_md
-    assert "over seeds 0, 1; 95 % interval from 1000 bootstrap resamples" in text_md
+    assert "over seeds 0, 1; 95 % interval and two-sided p from 1000 bootstrap resamples" in text_md
 
 
 def test_a_single_modality_choice_shows_what_it_cannot_be_scored_under(tmp_path, monkeypatch):
@@ -92,5 +94,9 @@ def test_a_single_modality_choice_shows_what_it_cannot_be_scored_under(tmp_path,
     build(tmp_path / "docs")
     text_md = (tmp_path / "docs" / "ablation.md").read_text()
     assert "Chosen on dev: **image only**" in text_md
-    assert "| captions shuffled across samples | n/a |  |  | not applicable (reads no text) |" in text_md
+    assert "| captions shuffled across samples | n/a |  |  |  | not applicable (reads no text) |" in text_md
     assert "| image missing (its embedding zeroed) | 0.5000 | +0.3000 |" in text_md
+    assert (
+        "| p | Verdict |" in text_md
+        and "Verdict: the interval above 0, below 0, or containing it." in text_md
+    )

@@ -17,7 +17,7 @@ from reports.query import Sweep, predictions
 from reports.registry import Context, Document, register
 from reports.resample import RESAMPLES, f1_scorer, paired, tasks_of
 from reports.sections import seeds_note
-from reports.stats import Diff, Verdicts, fmt, mean_std, seeds_text
+from reports.stats import Diff, Verdicts, fmt, holm_adjusted, mean_std, seeds_text
 from reports.teacher import note, teachers
 
 ORDER = ("both", "image", "text")
@@ -59,35 +59,63 @@ def _names(sweep: Sweep) -> list[str]:
     return sorted(found, key=_kind)
 
 
+def _method(family: int) -> str:
+    """How a table's verdicts are read: alone by the interval, in a family by Holm-adjusted p."""
+    return (
+        f"The {family} p-values are Holm-adjusted as one family and the verdicts read from them "
+        "(adjusted p < 0.05); the intervals are unadjusted."
+        if family > 1
+        else "Verdict: the interval above 0, below 0, or containing it."
+    )
+
+
+def _family(diffs: list[Diff | None]) -> int:
+    return next((d.family for d in diffs if d is not None), 1)
+
+
 def modalities_section(cs: list[Group]) -> list[str]:
-    """The three student configurations, each against `both` (paired by seed and test sample)."""
+    """The student configurations, each against `both` (paired by seed and test sample), the
+    differences judged as one family."""
     by = {_modalities(c): c for c in cs}
     both = by.get("both")
+    shown = [by[m] for m in [m for m in ORDER if m in by] + sorted(set(by) - set(ORDER))]
+    others = [c for c in shown if c is not both]
+    judged = holm_adjusted([paired_f1(c, both, c.matched) if both is not None else None for c in others])
+    diff_of = dict(zip([c.label for c in others], judged, strict=True))
     rows, said = [], []
-    for m in [m for m in ORDER if m in by] + sorted(set(by) - set(ORDER)):
-        c = by[m]
-        cells = [NAMES.get(m, m), c.cell("test/avg_f1"), c.cell("best_dev/avg_f1")]
-        d = paired_f1(c, both, c.matched) if both is not None and c is not both else None
+    for c in shown:
+        name = NAMES.get(_modalities(c), _modalities(c))
+        cells = [name, c.cell("test/avg_f1"), c.cell("best_dev/avg_f1")]
+        d = diff_of.get(c.label)
         if c is both:
-            rows.append([*cells, "reference", "", ""])
+            rows.append([*cells, "reference", "", "", ""])
         elif d is None:
-            rows.append(
-                [*cells, "n/a", "no predictions" if both is not None else "no `both` run", "not tested"]
-            )
+            why = "no predictions" if both is not None else "no `both` run"
+            rows.append([*cells, "n/a", why, "n/a", "not tested"])
         else:
-            rows.append([*cells, f"{d.diff:+.4f}", d.interval(), d.verdict(BETTER)])
-            said.append((NAMES.get(m, m), d))
+            rows.append([*cells, f"{d.diff:+.4f}", d.interval(), d.p_cell(), d.verdict(BETTER)])
+            said.append((name, d))
+    family = _family(judged)
     lines = [
         "### Student modalities",
         "",
         *table(
-            ["Student", "Test avg F1", "Dev avg F1", "Δ test avg F1 vs both", "95 % interval", "Verdict"],
+            [
+                "Student",
+                "Test avg F1",
+                "Dev avg F1",
+                "Δ test avg F1 vs both",
+                "95 % interval",
+                "p" + (" (Holm)" if family > 1 else ""),
+                "Verdict",
+            ],
             rows,
-            "lrrrrl",
+            "lrrrrrl",
         ),
         "",
-        f"Δ: paired by seed and test sample over {seeds_text(cs[0].matched)}; 95 % interval from "
-        f"{RESAMPLES} bootstrap resamples of the test set. Cells: mean ± std over each student's seeds.",
+        f"Δ: paired by seed and test sample over {seeds_text(cs[0].matched)}; 95 % interval and "
+        f"two-sided p from {RESAMPLES} bootstrap resamples of the test set. {_method(family)} "
+        "Cells: mean ± std over each student's seeds.",
         "",
     ]
     beyond = [f"{name} ({d.verdict(BETTER)}, {d.diff:+.4f})" for name, d in said if d.clear]
@@ -100,13 +128,15 @@ def modalities_section(cs: list[Group]) -> list[str]:
 
 def _perturbed_diff(c: Group, name: str, seeds: tuple[int, ...]) -> Diff | None:
     """Clean minus perturbed test avg F1 of `c` over `seeds`, paired by seed and test sample."""
+    if not seeds:
+        return None
     try:
         runs = [c.run_of(s) for s in seeds]
     except (IndexError, KeyError):
         return None
     clean = [predictions(r) for r in runs]
     bad = [predictions(r, f"predictions/perturbed/{name}.csv") for r in runs]
-    if not seeds or any(p is None for p in clean + bad):
+    if any(p is None for p in clean + bad):
         return None
     try:
         return paired(clean, bad, f1_scorer(tasks_of(clean[0])), tuple(seeds))
@@ -115,7 +145,8 @@ def _perturbed_diff(c: Group, name: str, seeds: tuple[int, ...]) -> Diff | None:
 
 
 def perturbation_section(cs: list[Group], names: list[str]) -> list[str]:
-    """The configuration chosen on dev, clean and under each perturbation, with the drop."""
+    """The configuration chosen on dev, clean and under each perturbation, with the drop; the
+    drops judged as one family."""
     chosen, seeds = cs[0], cs[0].matched
     m = _modalities(chosen)
     fair = chosen.fair
@@ -139,49 +170,58 @@ def perturbation_section(cs: list[Group], names: list[str]) -> list[str]:
         f"over {seeds_text(seeds)}.",
         "",
     ]
+    scored = {n: [v for v in fair.values(f"test_perturbed/{n}/avg_f1") if not np.isnan(v)] for n in names}
+    diffs = [_perturbed_diff(chosen, n, seeds) if scored[n] else None for n in names]
+    judged = dict(zip(names, holm_adjusted(diffs), strict=True))
     rows, hurt, helped, within, unchanged = [], [], [], [], []
     for name in names:
         what, modality = _what(name)
-        values = [v for v in fair.values(f"test_perturbed/{name}/avg_f1") if not np.isnan(v)]
+        values, d = scored[name], judged[name]
         if not values:
-            why = (
-                f"not applicable (reads no {modality})"
-                if modality and m not in ("both", modality)
-                else "not scored"
+            applies = not modality or m in ("both", modality)
+            rows.append(
+                [
+                    what,
+                    "n/a",
+                    "",
+                    "",
+                    "",
+                    "not scored" if applies else f"not applicable (reads no {modality})",
+                ]
             )
-            rows.append([what, "n/a", "", "", why])
-            continue
-        d = _perturbed_diff(chosen, name, seeds)
-        if d is None:
+        elif d is None:
             drop = fair.mean("test/avg_f1") - float(np.mean(values))
-            rows.append([what, mean_std(values), f"{drop:+.4f}", "no predictions", "not tested"])
-            continue
-        same = d.diff == d.lo == d.hi == 0  # every resample scores alike: no prediction moved
-        rows.append(
-            [
-                what,
-                mean_std(values),
-                f"{d.diff:+.4f}",
-                d.interval(),
-                "no change" if same else d.verdict(HURTS),
-            ]
-        )
-        (unchanged if same else hurt if d.sign > 0 else helped if d.sign < 0 else within).append(what)
+            rows.append([what, mean_std(values), f"{drop:+.4f}", "no predictions", "n/a", "not tested"])
+        else:
+            same = d.diff == d.lo == d.hi == 0  # every resample scores alike: no prediction moved
+            verdict = "no change" if same else d.verdict(HURTS)
+            rows.append([what, mean_std(values), f"{d.diff:+.4f}", d.interval(), d.p_cell(), verdict])
+            (unchanged if same else hurt if d.sign > 0 else helped if d.sign < 0 else within).append(what)
+    family = _family(list(judged.values()))
     lines += table(
-        ["Perturbation", "Test avg F1", "Drop (clean − perturbed)", "95 % interval", "Verdict"], rows, "lrrrl"
+        [
+            "Perturbation",
+            "Test avg F1",
+            "Drop (clean − perturbed)",
+            "95 % interval",
+            "p" + (" (Holm)" if family > 1 else ""),
+            "Verdict",
+        ],
+        rows,
+        "lrrrrl",
     )
     lines += [
         "",
-        f"Drop: paired by seed and test sample; 95 % interval from {RESAMPLES} bootstrap resamples of "
-        "the test set; above 0 the perturbation costs F1.",
+        f"Drop: paired by seed and test sample, above 0 the perturbation costs F1; 95 % interval and "
+        f"two-sided p from {RESAMPLES} bootstrap resamples of the test set. {_method(family)}",
         "",
     ]
-    said = [
+    hurts = (
         f"**Hurts beyond noise: {'; '.join(hurt)}.**"
         if hurt
         else "**No perturbation hurts the chosen student beyond noise.**"
-    ]
-    said += [
+    )
+    said = [hurts] + [
         f"{head}: {'; '.join(whats)}."
         for head, whats in (
             ("Within noise", within),
