@@ -33,7 +33,7 @@ VERBOSE ?=
 JOBS ?= 2
 SWEEP_ARGS = --dataset $(DATASET) --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter-out 0,$(VERBOSE)),--verbose) $(ARGS)
 
-.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-xlite sweep-mil sweep-brats ui mlflow-server check-store clean
+.PHONY: help setup test test-fast lint format data demo run sweep report bench bench-quick sweep-loss sweep-loss-group sweep-fusion sweep-kd sweep-backbone sweep-students sweep-ablation sweep-xlite sweep-mil sweep-brats ui mlflow-server check-store clean
 
 help: ## list the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -104,6 +104,9 @@ sweep-backbone: check-store data ## the backbone study: student vision x text ba
 sweep-students: PROFILE = group
 sweep-students: check-store data ## the group's 16 students x KD/no-KD, ViT-B/16+Bio_ClinicalBERT teacher (hub weights: HF_HUB_OFFLINE=0; GPU in practice)
 	$(PY) -m pipeline sweep sweeps/students.yaml $(SWEEP_ARGS)
+
+sweep-ablation: check-store data ## modality ablations over seeds 42-46: image-only, text-only, both; the chosen one under test-time perturbations -> docs/ablation.md
+	$(PY) -m pipeline sweep sweeps/ablation.yaml $(SWEEP_ARGS)
 
 sweep-mil: DATASET = synthetic-brats
 sweep-mil: PROFILE = mil-tiny

@@ -409,6 +409,50 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PerturbationConfig:
+    """Test-time perturbations of the student (pipeline/training/perturb.py): after its normal
+    test evaluation, whose metrics and predictions/test.csv they never change, the student is
+    evaluated again on altered test inputs, each logged as `test_perturbed/<name>/...` with its
+    predictions in predictions/perturbed/<name>.csv. Off by default.
+
+    - ``captions_shuffled``: every sample gets another sample's caption (one seeded cycle).
+    - ``image_noise``: Gaussian noise of each std, a fraction of the pixel range (0.1 = 25.5 grey
+      levels), added to the raw pixels, clipped and rounded to 8 bits (`image_noise_<std>`).
+    - ``image_missing`` / ``text_missing``: the modality's embedding zeroed before the fusion,
+      as modality dropout drops it while training.
+    - ``seed``: of the permutation and the noise; one fixed seed (not the run's), so every run,
+      whatever its training seed, is scored on the same perturbed test set (pairs compare).
+    A perturbation of a modality the student does not read (a text-only student's noise) is
+    skipped, not an error: one study sets them for all its students."""
+
+    captions_shuffled: bool = False
+    image_noise: tuple[float, ...] = _check(
+        lambda v: all(0 < x <= 1 for x in v),
+        "noise stds in (0, 1] (fractions of the pixel range)",
+        default=(),
+    )
+    image_missing: bool = False
+    text_missing: bool = False
+    seed: int = non_negative(default=0)
+
+    def validate(self) -> None:
+        if len(set(self.image_noise)) != len(self.image_noise):
+            raise ValueError("image_noise", f"expected distinct stds, got {list(self.image_noise)}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.captions_shuffled or bool(self.image_noise) or self.image_missing or self.text_missing
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """What the student is evaluated on besides its test split (hashed and logged only when set:
+    configurations without it keep their hashes and params)."""
+
+    perturbations: PerturbationConfig = PerturbationConfig()
+
+
+@dataclass(frozen=True, kw_only=True)
 class PreprocessConfig:
     """How images and text become tensors, the same for teacher and student. The defaults are
     kdsweep's: the dataset's `channels`, letterboxed (aspect kept, black bars), each backbone
@@ -460,6 +504,7 @@ class ExperimentConfig:
     preprocess: PreprocessConfig = hash_if_set(default=PreprocessConfig())
     output_dir: str = no_hash(default="runs")
     tracking: TrackingConfig = no_hash(default=TrackingConfig())
+    eval: EvalConfig = field(default=EvalConfig(), metadata={"hash": "if_set", "param": "if_set"})
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -539,6 +584,12 @@ class ExperimentConfig:
                 "preprocess.color",
                 f"bags (format {self.dataset.format}) keep their own decoding: "
                 "expected color: dataset and resize: letterbox",
+            )
+        if self.eval.perturbations.enabled and self.dataset.is_bags:  # MIL and 3-D models read bags
+            raise ValueError(
+                "eval.perturbations",
+                f"test-time perturbations alter one image and one caption per sample; dataset "
+                f"{self.dataset.name!r} (format {self.dataset.format}) has bags or volumes: expected none set",
             )
         if self.train.sampler == "weighted" and (
             self.dataset.kind != "multiclass" or len(self.dataset.tasks) != 1

@@ -161,16 +161,18 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
     return out
 
 
-_PREDICTIONS: dict[str, pd.DataFrame | None] = {}  # per build (cleared by `sweeps`): each pair reuses them
+# per build (cleared by `sweeps`): each pair reuses them
+_PREDICTIONS: dict[tuple[str, str], pd.DataFrame | None] = {}
 
 
-def predictions(run: pd.Series) -> pd.DataFrame | None:
-    """The saved test predictions of a run (a row of a runs frame), or None."""
-    rid = run["run_id"]
-    if rid not in _PREDICTIONS:
-        text = artifacts.read_text(rid, run["artifact_uri"], "predictions/test.csv")
-        _PREDICTIONS[rid] = None if text is None else pd.read_csv(io.StringIO(text))
-    return _PREDICTIONS[rid]
+def predictions(run: pd.Series, path: str = "predictions/test.csv") -> pd.DataFrame | None:
+    """Saved predictions of a run (a row of a runs frame), or None: its test predictions, or
+    those of another file in the same layout (predictions/perturbed/<name>.csv)."""
+    key = (run["run_id"], path)
+    if key not in _PREDICTIONS:
+        text = artifacts.read_text(run["run_id"], run["artifact_uri"], path)
+        _PREDICTIONS[key] = None if text is None else pd.read_csv(io.StringIO(text))
+    return _PREDICTIONS[key]
 
 
 def histories(run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:

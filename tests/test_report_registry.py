@@ -52,7 +52,7 @@ def store(tmp_path_factory):
 
 
 def test_the_registry_holds_every_study_in_document_order():
-    assert KINDS == ["loss", "fusion", "kd", "backbone", "xlite", "mil", "brats"]
+    assert KINDS == ["loss", "fusion", "kd", "ablation", "backbone", "xlite", "mil", "brats"]
     assert not registry.study("brats").in_results_csv and registry.study("mil").in_results_csv
     assert registry.in_results_csv("other")  # a kind without a report: its students are results.csv rows
 
@@ -85,7 +85,7 @@ def test_an_unknown_kind_lists_the_registered_ones():
     with pytest.raises(ConfigError) as e:
         registry.study("radiology")
     assert "unknown study report 'radiology'" in str(e.value)
-    assert "(valid: backbone, brats, fusion, kd, loss, mil, xlite)" in str(e.value)
+    assert "(valid: ablation, backbone, brats, fusion, kd, loss, mil, xlite)" in str(e.value)
 
 
 def test_a_kind_registers_once():

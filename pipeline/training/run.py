@@ -34,6 +34,7 @@ from pipeline.training import teacher_cache
 from pipeline.training.describe import describe
 from pipeline.training.evaluate import confusion_figure, latency_ms, predict
 from pipeline.training.export import log_model
+from pipeline.training.perturb import evaluate_perturbed
 from pipeline.training.stability import stability_metrics
 from pipeline.training.train import fit, resolve_device, seed_everything
 
@@ -340,6 +341,9 @@ def run_student(
         )
         log.metrics(stability_metrics(fitted.history, cfg.train.monitor))
         metrics_ = evaluate_and_log(student, data, cfg, device, log)
+        if cfg.eval.perturbations.enabled:  # after the clean test evaluation, on copies of the test inputs
+            bs = cfg.train.eval_batch_size
+            metrics_.update(evaluate_perturbed(student, data, cfg.eval.perturbations, bs, device, log, say))
         log.describe(describe(cfg, "student", metrics_))
         log.state_dict(student.state_dict(), "student/model.pt")
         if cfg.tracking.log_models == "all":  # "chosen": the sweep logs the one chosen on dev
