@@ -6,7 +6,7 @@ measured in the same run, and write docs/benchmarks.md and docs/benchmarks.json.
 --quick is the small version the test suite smoke-runs: it checks that every figure can be
 measured, not what it is (its numbers mean nothing). --only re-measures some figures and
 replaces just those in an existing benchmarks.json/.md (each figure keeps its own date). Figures: orchestration, teacher_reuse,
-tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu, xlite_study, mil_study, brats_study.
+tracking_overhead, input_pipeline, report_scaling, latency, memory, real_data, gpu, xlite_study, mil_study, brats_study, kd_cost.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ FIGURES = (
     "xlite_study",
     "mil_study",
     "brats_study",
+    "kd_cost",
 )
 TITLES = {
     "orchestration": "Orchestration overhead",
@@ -52,6 +53,7 @@ TITLES = {
     "xlite_study": "X-Lite study wall time",
     "mil_study": "MIL loss study wall time and memory",
     "brats_study": "BraTS models study (3 models, ensemble) wall time and memory",
+    "kd_cost": "KD at the cost of training alone (teacher-output cache)",
 }
 
 

@@ -40,7 +40,7 @@ def test_bench_quick_measures_every_figure(tmp_path):
     assert report["command"] == "make bench-quick" and report["machine"]["cores"] >= 1
     assert report["machine"]["date"] and report["machine"]["device"]
     figures = {f["name"]: f for f in report["figures"]}
-    assert [f["figure"] for f in report["figures"]] == list(range(1, 13))
+    assert [f["figure"] for f in report["figures"]] == list(range(1, 14))
     for name in (
         "orchestration",
         "teacher_reuse",
@@ -49,6 +49,7 @@ def test_bench_quick_measures_every_figure(tmp_path):
         "report_scaling",
         "latency",
         "memory",
+        "kd_cost",
     ):
         f = figures[name]
         assert f["value"] is not None and f["value"] == f["value"], (name, f)
@@ -64,6 +65,8 @@ def test_bench_quick_measures_every_figure(tmp_path):
     sizes = figures["report_scaling"]["details"]["sizes"]
     assert [s["runs"] for s in sizes] == [20, 60] and all(s["sweeps_reported"] >= 1 for s in sizes)
     assert figures["memory"]["details"]["tiny_trial"]["peak_rss_mb"] > 50
+    k = figures["kd_cost"]["details"]["profiles"]["tiny"]
+    assert k["cold_cached_s"] > 0 and len(k["none_s"]) == len(k["cached_s"]) == len(k["online_s"]) >= 1
     # the study figures (10-12) time whole studies: quick says so (tests/test_*_sweep run them)
     assert all("skipped" in figures[n]["measured"] for n in ("xlite_study", "mil_study", "brats_study"))
     assert figures["real_data"]["value"] is None and "skipped" in figures["real_data"]["measured"]
