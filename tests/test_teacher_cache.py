@@ -43,6 +43,10 @@ def test_cached_and_online_teachers_give_the_same_student(tmp_path, synth_wound,
     assert tags[online.student_run_id] == "online (train.teacher_cache is off)"
     (folder,) = [p for p in (kdsweep_cache / "teacher-outputs").iterdir() if not p.name.startswith(".")]
     assert (folder / "done").read_text() == cached.teacher_run_id
+    # published beside the teacher for students on other machines
+    assert [a.path for a in client.list_artifacts(cached.teacher_run_id, "teacher_outputs")] == [
+        f"teacher_outputs/{folder.name}"
+    ]
     assert {p.name for p in folder.glob("*.npy")} >= {"logits.type.npy", "logits.severity.npy", "fused.npy"}
 
 
@@ -54,8 +58,11 @@ def test_random_views_run_the_teacher_online():
 
 
 @pytest.fixture
-def bundle(synth_wound, tmp_path):
+def bundle(synth_wound, tmp_path, monkeypatch):
     from pipeline.training.run import prepare
+
+    # a store of the test's own: a cache is published beside (and looked up at) its teacher run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store(tmp_path / "store" / "mlflow.db"))
 
     def data(root: Path, *extra: str):
         return prepare(_cfg(root, *extra), say=lambda s: None)[0]
@@ -108,3 +115,26 @@ def test_a_second_process_reads_the_cache(synth_wound, kdsweep_cache, bundle):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert float(out.stdout) == got(batch).fused.sum().item()
+
+
+def test_a_student_on_another_machine_downloads_the_published_cache(
+    tmp_path, synth_wound, kdsweep_cache, bundle, monkeypatch
+):
+    """The first builder logs the cache beside its teacher run; a student whose local cache is
+    empty (another node) reads it from there instead of computing it: here a differently
+    initialised teacher, whose own outputs would differ, gets the published ones."""
+    from pipeline import tracking
+
+    data = bundle(synth_wound)
+    c = tracking.client()
+    run = c.create_run(tracking.experiment_id(c, "kdsweep-cache-test")).info.run_id
+    cpu = torch.device("cpu")
+    first = teacher_cache.cached_teacher(_teacher(data), data, run, 64, cpu)
+    published = [a.path for a in c.list_artifacts(run, "teacher_outputs")]
+    assert len(published) == 1  # teacher_outputs/<key>
+    monkeypatch.setenv("KDSWEEP_CACHE", str(tmp_path / "other-node"))
+    other = _teacher(data, "teacher.fusion.layers=2")  # not the teacher that built it
+    got = teacher_cache.cached_teacher(other, data, run, 64, cpu)
+    batch = next(iter(data.loader("train", 8)))
+    assert torch.equal(got(batch).fused, first(batch).fused)
+    assert not torch.allclose(other(batch).fused, first(batch).fused)  # computing would differ

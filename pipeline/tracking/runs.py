@@ -245,6 +245,18 @@ def log_files(run_id: str, files: list[Path], artifact_dir: str) -> None:
         c.log_artifact(run_id, str(f), artifact_dir)
 
 
+def download_folder(run_id: str, artifact_dir: str, dest: Path) -> Path | None:
+    """A run's artifact folder copied into `dest` (returned: dest/<artifact_dir>), or None when
+    the run has no such folder (or the store cannot serve it)."""
+    c = client()
+    try:
+        if not c.list_artifacts(run_id, artifact_dir):
+            return None
+        return Path(c.download_artifacts(run_id, artifact_dir, str(dest)))
+    except Exception:  # an unreachable artifact store: the caller computes instead
+        return None
+
+
 def _filter(tags: Mapping[str, str], status: str | None = None) -> str:
     clauses = [f"tags.{k} = '{v}'" for k, v in tags.items()]
     return " and ".join(clauses + ([f"attributes.status = '{status}'"] if status else []))

@@ -1,4 +1,5 @@
-"""Teacher outputs computed once per teacher and train split, shared by every student of a sweep.
+"""Teacher outputs computed once per teacher and train split, shared by every student of a sweep
+(on any worker or node: local cache first, the teacher run's artifacts otherwise).
 
 A KD student runs its frozen teacher forward on every batch of every epoch, and every student of
 a sweep does it again on the same samples. When the student's training input is the same on
@@ -13,7 +14,9 @@ preprocessing), the train split's data digest (files, labels, text, membership),
 shapes the teacher reads; a retrained teacher, a changed image or a changed preprocessing key
 each give another key. Files are float32 `.npy` (the precision the losses compute in), read
 through memory maps: a batch reads its rows only, so a large split never needs all of them in
-RAM. Written to a temporary folder and renamed, so concurrent students never read half a cache.
+RAM. Written to a temporary folder and renamed, so concurrent students never read half a cache;
+the first builder also logs it beside the teacher (artifacts `teacher_outputs/<key>/`), where a
+student on another machine, whose local cache lacks it, downloads it instead of computing it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from models.outputs import ModelOutput
+from pipeline import tracking
 
 FIELDS = ("image", "text", "fused")
+ARTIFACTS = "teacher_outputs"  # the teacher run's artifact folder of its caches
 
 
 def mode(augment: str, enabled: bool, teacher_run: str) -> tuple[bool, str]:
@@ -120,19 +125,36 @@ def cached_teacher(
     finished folder simply replaces nothing, since both hold the same outputs)."""
     ds = data.splits["train"]
     shapes = {k: tuple(v.shape) for k, v in sorted(ds.t.items()) if isinstance(v, Tensor)}
-    folder = _root() / key(teacher_run, data.digests.get("train", ""), shapes)
+    k = key(teacher_run, data.digests.get("train", ""), shapes)
+    folder = _root() / k
     if not (folder / "done").exists():
         tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=_mkdir(_root())))
         try:
-            build(frozen, data.loader("train", batch_size, plain=True), device, tmp)
-            (tmp / "done").write_text(teacher_run)
+            # another node's student may have published it beside the teacher: read it there
+            got = tracking.download_folder(teacher_run, f"{ARTIFACTS}/{k}", tmp / "dl")
+            if got is not None and (got / "done").exists():
+                tmp_out = got
+            else:
+                build(frozen, data.loader("train", batch_size, plain=True), device, tmp / "out")
+                (tmp / "out" / "done").write_text(teacher_run)
+                tmp_out = tmp / "out"
+                publish(teacher_run, k, tmp_out)
             try:
-                os.rename(tmp, folder)
+                os.rename(tmp_out, folder)
             except OSError:  # another student finished it first: the same outputs
                 pass
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return CachedTeacher(folder, device)
+
+
+def publish(teacher_run: str, k: str, folder: Path) -> None:
+    """The cache beside its teacher (artifacts `teacher_outputs/<key>/`), for students on other
+    machines; best effort: a store that refuses (read-only, offline) leaves the local copy."""
+    try:
+        tracking.log_files(teacher_run, sorted(folder.iterdir()), f"{ARTIFACTS}/{k}")
+    except Exception:
+        pass
 
 
 def _mkdir(p: Path) -> Path:
