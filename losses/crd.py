@@ -35,7 +35,8 @@ updated AFTER scoring, only in training mode (`self.training`), with momentum nc
 renormalised: M[i] <- normalize(nce_m * M[i] + (1 - nce_m) * g_i). Z_s, Z_t are buffers too,
 set by the first training-mode call and fixed afterwards (an eval-mode call before that uses
 the batch estimate and stores nothing). Everything is computed in fp32 (autocast disabled).
-Terms: ``crd_student`` (= beta * w * L_s) and ``crd_teacher`` (= beta * w * L_t).
+Terms: ``crd_student`` (= beta * w * L_s) and ``crd_teacher`` (= beta * w * L_t): the preset is
+the term list label, logit KD and the `crd` term (losses/terms/crd.py) at weight beta * w.
 
 YAML::
 
@@ -56,17 +57,15 @@ mean over 20 seeds of (sum of the feature terms) / (the "ce" term, 1.58 there);
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from core.schema import LossConfig, non_negative, positive, unit_interval
-from losses.base import LOSSES, DistillLoss, LossContext
-from models.outputs import ModelOutput
-
-_EPS = 1e-7  # as in RepDistiller's ContrastLoss
+from core.schema import non_negative, positive, unit_interval
+from losses.base import LOSSES
+from losses.composed import Preset, TermSpec
+from losses.terms.crd import CRDTerm, Embed, nce_loss  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -78,90 +77,36 @@ class CRDParams:
     weight: float = non_negative(default=0.1)  # w, inside beta
 
 
-class Embed(nn.Module):
-    """Linear map to feat_dim, then L2 normalisation."""
-
-    def __init__(self, dim_in: int, dim_out: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim_in, dim_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(self.linear(x.flatten(1)), dim=-1)
-
-
-def nce_loss(scores: Tensor, n_data: int) -> Tensor:
-    """RepDistiller's ContrastLoss: scores [B, K + 1] (positive in column 0) of h = exp(.)/Z."""
-    k = scores.size(1) - 1
-    noise = k / float(n_data)  # K * P_n with a uniform noise distribution P_n = 1/N
-    log_d1 = torch.log(scores[:, 0] / (scores[:, 0] + noise + _EPS))
-    log_d0 = torch.log(noise / (scores[:, 1:] + noise + _EPS))
-    return -(log_d1.sum() + log_d0.sum()) / scores.size(0)
-
-
 @LOSSES.register("crd")
-class CRDLoss(DistillLoss):
+class CRDLoss(Preset):
     Params = CRDParams
 
-    def __init__(self, cfg: LossConfig, ctx: LossContext) -> None:
-        super().__init__(cfg, ctx)
-        if ctx.n_train < 2:
-            raise ValueError(f"crd needs at least 2 training samples, got n_train={ctx.n_train}")
-        p = self.params
-        self.n_data = ctx.n_train
-        self.k = min(p.nce_k, ctx.n_train - 1)
-        self.embed_s = Embed(ctx.student_dim, p.feat_dim)
-        self.embed_t = Embed(ctx.teacher_dim, p.feat_dim)
-        self.register_buffer("memory_s", F.normalize(torch.randn(ctx.n_train, p.feat_dim), dim=-1))
-        self.register_buffer("memory_t", F.normalize(torch.randn(ctx.n_train, p.feat_dim), dim=-1))
-        self.register_buffer("z_s", torch.tensor(-1.0))  # < 0: not set yet
-        self.register_buffer("z_t", torch.tensor(-1.0))
-        self.last_contrast_index: Tensor | None = None  # for inspection (tests, debugging)
+    def term_list(self) -> list[TermSpec]:
+        p = asdict(self.params)
+        w = p.pop("weight")
+        return [*self.kd_terms(), TermSpec(term="crd", weight=self.cfg.beta * w, params=p)]
 
-    def contrast_indices(self, index: Tensor) -> Tensor:
-        """[B, K + 1]: column 0 = index (the positive), then K negatives drawn uniformly with
-        replacement from the other n_train - 1 positions."""
-        index = index.long().view(-1)
-        draw = torch.randint(0, self.n_data - 1, (len(index), self.k), device=index.device)
-        negatives = draw + (draw >= index[:, None]).long()  # skip the positive
-        return torch.cat([index[:, None], negatives], dim=1)
+    @property
+    def crd(self) -> CRDTerm:
+        """The contrastive term (its memory, embeddings and Z), for inspection."""
+        return self.parts[-1]
 
-    def _scores(self, anchor: Tensor, memory: Tensor, idx: Tensor, z: Tensor) -> Tensor:
-        """h = exp(<anchor, memory[idx]> / tau) / Z, [B, K + 1]; Z set on first training use."""
-        rows = memory[idx].detach()  # [B, K + 1, feat_dim]
-        out = torch.exp(torch.einsum("bkd,bd->bk", rows, anchor) / self.params.nce_t)
-        if z.item() < 0:
-            estimate = out.detach().mean() * self.n_data
-            if not self.training:
-                return out / estimate  # eval before any training step: store nothing
-            z.copy_(estimate)
-        return out / z
+    # the term's state, read where the tests and a debugger look for it
+    embed_s = property(lambda self: self.crd.embed_s)
+    embed_t = property(lambda self: self.crd.embed_t)
+    memory_s = property(lambda self: self.crd.memory_s)
+    memory_t = property(lambda self: self.crd.memory_t)
+    z_s = property(lambda self: self.crd.z_s)
+    z_t = property(lambda self: self.crd.z_t)
+    k = property(lambda self: self.crd.k)
+    last_contrast_index = property(lambda self: self.crd.last_contrast_index)
 
-    @torch.no_grad()
-    def _update(self, memory: Tensor, index: Tensor, emb: Tensor) -> None:
-        m = self.params.nce_m
-        rows = memory[index] * m + emb.detach() * (1.0 - m)
-        memory.index_copy_(0, index, F.normalize(rows, dim=-1))
-
-    def feature_terms(self, student: ModelOutput, teacher: ModelOutput, index: Tensor) -> dict[str, Tensor]:
-        index = index.to(self.memory_s.device).long().view(-1)
-        with torch.autocast(device_type=self.memory_s.device.type, enabled=False):
-            g_s = self.embed_s(student.fused.float())
-            g_t = self.embed_t(teacher.fused.detach().float())
-            idx = self.contrast_indices(index)
-            self.last_contrast_index = idx
-            out_s = self._scores(g_s, self.memory_t, idx, self.z_s)  # student anchor vs teacher memory
-            out_t = self._scores(g_t, self.memory_s, idx, self.z_t)  # teacher anchor vs student memory
-            loss_s = nce_loss(out_s, self.n_data)
-            loss_t = nce_loss(out_t, self.n_data)
-            if self.training:  # after scoring: the positive is the memory of the previous visit
-                self._update(self.memory_s, index, g_s)
-                self._update(self.memory_t, index, g_t)
-        w = self.cfg.beta * self.params.weight
-        return {"crd_student": w * loss_s, "crd_teacher": w * loss_t}
+    def trained_parameters(self) -> Iterator[nn.Parameter]:
+        """CRD's embeddings are trained unless `loss.train_params: false` (the class default)."""
+        if not self.trains_params:
+            self.requires_grad_(False)
+        return (p for p in self.parameters() if p.requires_grad)
 
     def feature_formula(self) -> str:
         p = self.params
-        return (
-            f" + {self.cfg.beta:g}*{p.weight:g}*[NCE_s + NCE_t](K={self.k}, tau={p.nce_t:g}, m={p.nce_m:g})"
-            + self.fixed_or_trained("embeddings")
-        )
+        return f" + {self.cfg.beta:g}*{p.weight:g}*{self.crd.text()}" + self.fixed_or_trained("embeddings")

@@ -40,6 +40,8 @@ def preset_terms(name: str, alpha: float, beta: float) -> list[dict]:
             {"term": "rkd_angle", "name": "rkd_angle", "weight": beta * 50.0},
         ],
         "mmd": kd + [{"term": "mmd", "name": "mmd", "weight": beta * 5.0}],
+        # logged as crd_student and crd_teacher (the term's two parts)
+        "crd": kd + [{"term": "crd", "weight": beta * 0.1, "params": {"feat_dim": 128, "nce_k": 4096}}],
         "group_vanilla": group
         + [
             {"term": "align", "name": f"mse_{m}", "weight": beta, "params": {"feature": m, **fixed}}
@@ -61,7 +63,7 @@ def preset_terms(name: str, alpha: float, beta: float) -> list[dict]:
     }[name]
 
 
-PRESETS = ["none", "vanilla", "combined", "rkd", "mmd", "group_vanilla", "group_combined"]
+PRESETS = ["none", "vanilla", "combined", "crd", "rkd", "mmd", "group_vanilla", "group_combined"]
 
 
 def _ctx() -> LossContext:
@@ -112,6 +114,7 @@ def test_a_preset_equals_its_term_list(name):
     ]
     grads = []
     for loss in (preset, terms):
+        torch.manual_seed(11)  # crd draws its negatives: the same draws for both
         s, t = _out(S_DIM, 1, grad=True), _out(T_DIM, 2)
         values = loss(s, t, _labels(), torch.arange(B))
         sum(values.values()).backward()

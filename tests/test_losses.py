@@ -389,11 +389,12 @@ def crd(n_train=N_TRAIN, **params):
 
 
 def crd_buffers(loss) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in loss.named_buffers() if not k.startswith("label.")}
+    # by the buffer's own name (the crd term's, inside the preset's term list)
+    return {k.rsplit(".", 1)[-1]: v.clone() for k, v in loss.named_buffers() if not k.startswith("label.")}
 
 
 def test_crd_memory_and_z_are_buffers():
-    keys = set(crd().state_dict())
+    keys = {k.rsplit(".", 1)[-1] for k in crd().state_dict()}  # the crd term's, inside the term list
     assert {"memory_s", "memory_t", "z_s", "z_t"} <= keys
     loss = crd(feat_dim=32)
     assert loss.memory_s.shape == loss.memory_t.shape == (N_TRAIN, 32)
@@ -445,14 +446,14 @@ def test_crd_scores_before_updating():
         g_s = loss.embed_s(student.fused)
         old_pos = (g_s * loss.memory_t[idx]).sum(-1)  # student anchor vs teacher memory (positive)
     scores = {}
-    original = loss._scores
+    original = loss.crd._scores  # the crd term inside the preset
 
     def spy(anchor, memory, i, z):
         out = original(anchor, memory, i, z)
         scores.setdefault("s", out.detach() * z.detach())  # first call: student anchor
         return out
 
-    loss._scores = spy
+    loss.crd._scores = spy
     loss(student, teacher, labels(4), idx)
     torch.testing.assert_close(scores["s"][:, 0], torch.exp(old_pos / loss.params.nce_t))
 
@@ -463,12 +464,12 @@ def test_crd_index_contract_with_tiny_train_split():
     assert loss.k == n - 1
     idx = torch.tensor([0, 3, 7, 3])
     torch.manual_seed(0)
-    contrast = loss.contrast_indices(idx)
+    contrast = loss.crd.contrast_indices(idx)
     assert contrast.shape == (4, n)  # positive + K = n - 1 negatives
     assert torch.equal(contrast[:, 0], idx)
     assert (contrast[:, 1:] != idx[:, None]).all()
     assert contrast.min() >= 0 and contrast.max() < n
-    many = loss.contrast_indices(torch.zeros(200, dtype=torch.long))[:, 1:]
+    many = loss.crd.contrast_indices(torch.zeros(200, dtype=torch.long))[:, 1:]
     assert set(many.unique().tolist()) == set(range(1, n))  # every other position is drawn
     loss.train()(output(4, S_DIM, 0), output(4, T_DIM, 1), labels(4), idx)
     assert loss.last_contrast_index.shape == (4, n) and torch.equal(loss.last_contrast_index[:, 0], idx)
