@@ -8,6 +8,7 @@ the matched seeds); within a teacher, the mean over teachers of the std over see
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +18,11 @@ from reports.markdown import table
 from reports.matched import paired_f1
 from reports.stats import fmt, holm_adjusted, mean_std
 from reports.teacher import Taught, protocol, teacher_seed
+
+
+def without_teacher_seed(c: Group) -> str:
+    """A configuration's trial label without its teacher seed: what it is across teachers."""
+    return re.sub(r"\s*teacher_seed=\d+", "", c.label)
 
 
 def variance_section(
@@ -95,13 +101,15 @@ def _holds(
             + ", ".join(f"teacher {t}: `{b}`" for t, b in best.items())
             + "."
         )
-    base = next((g for g in free if key(g) == "none"), None)
-    if base is None:
+    nones = [g for g in free if g.tag("loss") == "none"]
+    if not nones:
         return out
-    pairs = [(name, t, g[t]) for name, g in by.items() for t in tseeds if t in g]
-    judged = holm_adjusted([paired_f1(g, base, seeds) for _, _, g in pairs])
+    pairs = [
+        (name, t, g[t], b) for name, g in by.items() for t in tseeds if t in g if (b := _none_of(g[t], nones))
+    ]
+    judged = holm_adjusted([paired_f1(g, b, seeds) for _, _, g, b in pairs])
     beats: dict[str, list[str]] = {}
-    for (name, t, _), d in zip(pairs, judged, strict=True):
+    for (name, t, _, _), d in zip(pairs, judged, strict=True):
         if d is not None and d.sign > 0:
             beats.setdefault(name, []).append(t)
     family = sum(d is not None for d in judged)
@@ -117,3 +125,10 @@ def _holds(
             )
             out.append(f"- `{name}` beats `none` with {which} ({said}).")
     return out
+
+
+def _none_of(g: Group, nones: list[Group]) -> Group | None:
+    """The no-KD configuration a KD configuration is compared with: the one of its backbones,
+    else the only one."""
+    same = [b for b in nones if (b.tag("vision"), b.tag("text")) == (g.tag("vision"), g.tag("text"))]
+    return same[0] if same else nones[0] if len(nones) == 1 else None

@@ -19,6 +19,7 @@ from reports.resample import RESAMPLES
 from reports.sections import seeds_note
 from reports.stats import fmt, holm_adjusted, mean_std, seeds_text
 from reports.teacher import MARK, Taught, no_better, note, of, reach, teachers
+from reports.teacher_seeds import variance_section
 
 HEAD = [
     "Vision",
@@ -168,6 +169,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
         tests = chosen_pairs(cs, of(taught, cs[0]), MARK, name)
         tests += [Pair(name(kd), name(none), kd, none) for kd, none in pairs]
         lines += mcnemar_section(tests, cs[0].matched, f"### McNemar tests ({ds})")
+        lines += variance_section(cs, taught, name, f"### Teacher variance ({ds})")
         only = taught[0].teacher if len(taught) == 1 else None  # a ratio needs one reference
         lines += compression_section(only, [(name(c), c) for c in cs], f"### Compression ({ds})")
         rel = pareto_plot(  # backbones differ in architecture: their latencies differ for real

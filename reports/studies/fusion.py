@@ -17,6 +17,7 @@ from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
 from reports.teacher import MARK, note, of, reach, teachers
+from reports.teacher_seeds import variance_section, without_teacher_seed
 
 
 def document(sweep: Sweep, ctx: Context) -> list[str]:
@@ -93,6 +94,7 @@ def document(sweep: Sweep, ctx: Context) -> list[str]:
     lines += [""] + mcnemar_section(
         chosen_pairs(order, of(taught, order[0]), MARK), seeds, f"### McNemar tests ({ds})"
     )
+    lines += variance_section(cs, taught, without_teacher_seed, f"### Teacher variance ({ds})")
     rel = bars(
         [c.tag("fusion") for c in order],
         [c.fair.mean("test/avg_f1") for c in order],

@@ -16,6 +16,7 @@ from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
 from reports.teacher import MARK, no_better, note, of, reach, teachers
+from reports.teacher_seeds import variance_section, without_teacher_seed
 
 
 def _key(c: Group) -> tuple[float, float]:
@@ -107,6 +108,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
         closest = [line[2:] for line in reach(taught)]  # a paragraph here, not a list item
         out += closest + ([""] if closest else [])
         out += mcnemar_section(chosen_pairs(cs, of(taught, cs[0]), MARK), seeds, f"### McNemar tests ({ds})")
+        out += variance_section(cs, taught, without_teacher_seed, f"### Teacher variance ({ds})")
         labels = ([fmt(a, 2) for a in alphas], [fmt(t, 1) for t in temps])
         rel = heatmap(grid, *labels, ("α", "τ"), seeds_phrase(seeds), ctx.img / f"{ds}_kd_heatmap.png")
         out.append(f"![τ x α heatmap]({rel})")
