@@ -91,7 +91,15 @@ def kd_per_architecture(pairs: list[tuple[Group, Group]], seeds: tuple[int, ...]
         + (f"; the {family} p-values Holm-adjusted, verdicts read from them." if family > 1 else "."),
         "",
         *table(
-            ["Vision", "Text", "KD loss", "Δ test avg F1 (KD − none)", "95 % interval", "p", "Verdict"],
+            [
+                "Vision",
+                "Text",
+                "KD loss",
+                "Δ test avg F1 (KD − none)",
+                "95 % interval",
+                "p (Holm)" if family > 1 else "p",
+                "Verdict",
+            ],
             rows,
             "lll" + "rrr",
         ),
