@@ -37,6 +37,11 @@ from bench.common import REPO, Context, Timer, child, cores, quiet, set_threads,
 FIXED_S, PER_TRIAL_PCT = 15.0, 3.0
 
 
+# both arms run the teacher online: whichever ran first would otherwise build the teacher-output
+# cache for the other (figure 13 measures the cache; this figure the orchestration around trials)
+NO_CACHE = "train.teacher_cache=false"
+
+
 def _temperatures(n: int, offset: float) -> list[float]:
     return [round(offset + 0.25 * i, 2) for i in range(n)]
 
@@ -61,7 +66,7 @@ def bare(ctx: Context, temperatures: list[float], threads: int, barrier: str, pa
     from pipeline.training.run import ensure_teacher, prepare, run_student
 
     set_threads(threads)
-    base = ctx.overrides()
+    base = [*ctx.overrides(), NO_CACHE]
     cfg = load_experiment("default", base)
     data, device = prepare(cfg, quiet)
     ensure_teacher(cfg, data, device, say=quiet)  # warm: found in MLflow, loaded
@@ -100,7 +105,16 @@ def sweep(ctx: Context, temperatures: list[float], concurrency: int) -> dict:
         {"loss.temperature": temperatures},
         {"max_concurrent": concurrency},
     )
-    command = [sys.executable, "-m", "pipeline", "sweep", str(study), *ctx.overrides(), "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "sweep",
+        str(study),
+        *ctx.overrides(),
+        NO_CACHE,
+        "--no-report",
+    ]
     peak = 0.0
     start = time.time()
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -57,6 +57,16 @@ def test_random_views_run_the_teacher_online():
     assert teacher_cache.mode("none", True, "")[0] is False  # nothing to key by
 
 
+def test_untracked_runs_never_share_a_cache(monkeypatch):
+    # --no-track: every teacher's run id is "untracked"; a cache keyed by it would serve one
+    # teacher's outputs to another's students
+    monkeypatch.setenv("KDSWEEP_TRACKING", "off")
+    assert teacher_cache.mode("none", True, "untracked") == (
+        False,
+        "online (no teacher run to key a cache by)",
+    )
+
+
 @pytest.fixture
 def bundle(synth_wound, tmp_path, monkeypatch):
     from pipeline.training.run import prepare

@@ -45,7 +45,7 @@ def mode(augment: str, enabled: bool, teacher_run: str) -> tuple[bool, str]:
         return False, "online (train.teacher_cache is off)"
     if augment != "none":
         return False, f"online (train.augment={augment}: the teacher must see each random view)"
-    if not teacher_run:
+    if not teacher_run or not tracking.enabled():  # --no-track: every teacher is "untracked"
         return False, "online (no teacher run to key a cache by)"
     return True, "cached"
 
