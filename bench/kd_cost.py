@@ -2,7 +2,8 @@
 trial of the same architecture, with the teacher-output cache (pipeline.training.teacher_cache)
 and without it (the teacher runs forward on every batch), in one process after one teacher.
 
-Arms, alternated `repeats` times so drift hits each alike: none; vanilla online
+Arms, run `repeats` times in rotated order (each arm first, second and third in turn) so drift
+and position hit each alike: none; vanilla online
 (`train.teacher_cache=false`); vanilla cached. The first cached trial also builds the cache (the
 teacher's one pass over the train split, which every later student of the sweep reuses): it is
 reported apart as the cold trial, the ratio uses the warm ones. Tiny profile on the bench data;
@@ -57,8 +58,10 @@ def arm(ctx: Context, profile_args: list[str], repeats: int, threads: int) -> di
         run_student(arms["cached"], data, device, teacher, run_id, say=quiet)
     cold = t.seconds
     times: dict[str, list[float]] = {k: [] for k in arms}
-    for _ in range(repeats):
-        for name, c in arms.items():
+    names = list(arms)
+    for i in range(repeats):  # each arm first, second and third in turn: no arm owns a position
+        for name in names[i % 3 :] + names[: i % 3]:
+            c = arms[name]
             with Timer() as t:
                 run_student(c, data, device, None if name == "none" else teacher, run_id, say=quiet)
             times[name].append(t.seconds)
@@ -107,7 +110,7 @@ def measure(ctx: Context) -> dict:
         "target": "KD student trial / no-KD trial of the same architecture <= 1.10 with the teacher-output cache",
         "baseline": "the `none` trial (the same student trained on labels alone), in the same process",
         "measured": said
-        + f"; medians of {repeats} alternated repetitions (pretrained-cpu: 1), {threads} thread(s)",
+        + f"; medians of {repeats} repetitions in rotated order (pretrained-cpu: 1), {threads} thread(s)",
         "why": why,
         "details": {"threads": threads, "repeats": repeats, "profiles": runs, "ratios": ratios},
     }
