@@ -62,19 +62,17 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from core.schema import non_negative, positive, unit_interval
+from core.schema import non_negative
 from losses.base import LOSSES
 from losses.composed import Preset, TermSpec
-from losses.terms.crd import CRDTerm, Embed, nce_loss  # noqa: F401  (re-exported)
+from losses.terms.crd import CRDTerm, CRDTermParams, Embed, nce_loss  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
-class CRDParams:
-    feat_dim: int = positive(default=128)  # embedding width
-    nce_k: int = positive(default=4096)  # negatives per anchor (clipped to n_train - 1)
-    nce_t: float = positive(default=0.07)  # temperature tau
-    nce_m: float = unit_interval(default=0.5)  # memory momentum
-    weight: float = non_negative(default=0.1)  # w, inside beta
+class CRDParams(CRDTermParams):
+    """The term's options, and its weight w (inside beta)."""
+
+    weight: float = non_negative(default=0.1)
 
 
 @LOSSES.register("crd")

@@ -86,17 +86,19 @@ def kd_help(
     what: str,
     name: Callable[[Group], str],
     teacher: tuple[str, Group] | None = None,
+    judged: tuple[Diff | None, list[Diff | None]] | None = None,
 ) -> tuple[list[str], list[Group]]:
     """(lines, configurations shown to beat `base`): a table of each configuration against the baseline
     without distillation over `seeds`, and a plain sentence on whether any beats it. `teacher`:
     (its marked label, the teacher) for a first row read against the same baseline, counted in
-    no verdict of the configurations."""
+    no verdict of the configurations. `judged`: `against(cs, base, seeds, teacher)` when the
+    caller computed it already (each difference is a bootstrap of the test set)."""
     rows, better, worse, missing = [], [], [], []
     pad = [""] * (len(key_header) - 1)
-    td, judged = against(cs, base, seeds, teacher[1] if teacher is not None else None)
+    td, diffs = judged or against(cs, base, seeds, teacher[1] if teacher is not None else None)
     if teacher is not None and td is not None:  # without an interval it would only repeat the table
         rows.append([teacher[0], *pad, f"{td.diff:+.4f}", td.interval(), td.p_cell(), td.verdict(BETTER)])
-    for c, d in zip(cs, judged, strict=True):
+    for c, d in zip(cs, diffs, strict=True):
         if d is None:
             missing.append(c)
             delta = c.on(seeds).mean("test/avg_f1") - base.on(seeds).mean("test/avg_f1")
@@ -107,7 +109,7 @@ def kd_help(
             better.append(c)
         elif d.sign < 0:
             worse.append(c)
-    family = next((d.family for d in [td, *judged] if d is not None), 1)
+    family = next((d.family for d in [td, *diffs] if d is not None), 1)
     lines = [
         f"Test avg F1 difference against `none` (the student trained without distillation) over "
         f"{seeds_text(seeds)}, paired by seed and test sample; 95 % interval and two-sided p from "

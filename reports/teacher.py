@@ -94,6 +94,16 @@ def protocol(cs: list[Group]) -> str:
     return "Teacher protocol: one teacher per seed, trained once and reused by every student of that seed."
 
 
+def figures_and_note(taught: list[Taught], students: list[Group]) -> list[str]:
+    """For a document without a table row for the teacher: each teacher's test and dev avg F1,
+    then `note`."""
+    lines = [
+        f"{t.label}: test avg F1 {t.teacher.cell('test/avg_f1')}, dev avg F1 {t.teacher.cell('best_dev/avg_f1')}."
+        for t in taught
+    ]
+    return lines + ([""] if taught else []) + note(taught, students)
+
+
 def note(taught: list[Taught], students: list[Group]) -> list[str]:
     """The footnote of the mark, the models' sizes, and what `(shrunk)` means where it is shown."""
     if not taught:

@@ -18,7 +18,7 @@ from reports.registry import Context, Document, register
 from reports.resample import RESAMPLES, f1_scorer, paired, tasks_of
 from reports.sections import seeds_note
 from reports.stats import Diff, Verdicts, fmt, holm_adjusted, mean_std, seeds_text
-from reports.teacher import note, teachers
+from reports.teacher import figures_and_note, teachers
 
 ORDER = ("both", "image", "text")
 NAMES = {"both": "image + text", "image": "image only", "text": "text only"}
@@ -244,11 +244,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
             out += ["No FINISHED student run in this sweep.", ""]
             continue
         taught = teachers(cs)
-        out += [
-            f"{t.label}: test avg F1 {t.teacher.cell('test/avg_f1')}, dev avg F1 {t.teacher.cell('best_dev/avg_f1')}."
-            for t in taught
-        ]
-        out += ([""] if taught else []) + note(taught, cs) + seeds_note(cs)
+        out += figures_and_note(taught, cs) + seeds_note(cs)
         if not comparable(cs):
             continue
         out += modalities_section(cs) + perturbation_section(cs, _names(sweep))

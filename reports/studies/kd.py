@@ -15,7 +15,7 @@ from reports.query import Sweep
 from reports.registry import Context, Document, register
 from reports.sections import seeds_note
 from reports.stats import fmt, seeds_text
-from reports.teacher import MARK, no_better, note, of, reach, teachers
+from reports.teacher import MARK, figures_and_note, no_better, of, reach, teachers
 from reports.teacher_seeds import variance_section, without_teacher_seed
 
 
@@ -89,11 +89,7 @@ def report(sweeps: list[Sweep], ctx: Context) -> list[Document]:
         taught = teachers(cs)
         # a grid has no row for a model without τ and α: the teachers' figures stand under it
         out += table(["τ \\ α", *(fmt(a, 2) for a in alphas)], rows, "l" + "r" * len(alphas)) + [""]
-        out += [
-            f"{t.label}: test avg F1 {t.teacher.cell('test/avg_f1')}, dev avg F1 {t.teacher.cell('best_dev/avg_f1')}."
-            for t in taught
-        ]
-        out += ([""] if taught else []) + note(taught, cs) + seeds_note(cs)
+        out += figures_and_note(taught, cs) + seeds_note(cs)
         if not comparable(cs):
             continue
         best, seeds = cs[0], cs[0].matched

@@ -165,17 +165,10 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
     seeds = cs[0].matched
     base = next((c for c in cs if c.tag("loss") == "none"), None)
     others = [c for c in cs if c is not base]
-    # the differences the "Does KD help?" table shows, judged as its one family
+    # the differences the "Does KD help?" table shows, judged as its one family (computed once)
+    judged = against(others, base, seeds, of(taught, base)) if base is not None else (None, [])
     vs_none: dict[str, Diff | None] = (
-        dict(
-            zip(
-                [c.label for c in others],
-                against(others, base, seeds, of(taught, base))[1],
-                strict=True,
-            )
-        )
-        if base is not None
-        else {}
+        dict(zip([c.label for c in others], judged[1], strict=True)) if base is not None else {}
     )
     below = [c for c in cs if (d := vs_none.get(c.label)) is not None and d.sign < 0]
     best, fastest = cs[0], min(cs, key=lambda c: (c.fair.mean("latency_ms"), c.label))
@@ -216,6 +209,7 @@ def section(sweep: Sweep, img: Path) -> tuple[list[str], str | None]:
             "loss",
             loss,
             (f"teacher {MARK}", teacher) if teacher is not None else None,
+            judged,
         )
         said = no_better(teacher, base, seeds)
         lines += part + (said + [""] if said else [])
