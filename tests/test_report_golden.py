@@ -4,7 +4,7 @@ X-Lite, MIL, BraTS), byte for byte against tests/data/golden/<store>/.
 The documents are a contract (a refactor of reports/ must not change a byte of them), so each store
 is made deterministic: run ids come from a counter (uuid.uuid4), MLflow's clock ticks one second a
 call from a fixed date, and the store is named by a relative URI, as the header prints it. Figures
-are compared by their SHA-256 (img.sha256): `reports.plots.save` writes them reproducibly.
+are compared by their SHA-256 (img.sha256): `reports.plots.draw` writes them reproducibly.
 `KDSWEEP_UPDATE_GOLDEN=1` rewrites the golden files: only when a change to a document is meant.
 """
 

@@ -14,7 +14,7 @@ from reports.plots.charts import (
     seeds_phrase,
     sensitivity_plot,
 )
-from reports.plots.render import beside, drawn, figure, save
+from reports.plots.render import beside, draw, drawn, figure
 from reports.plots.roc import roc_figure, roc_folds, roc_labels, roc_points
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "bars",
     "bars_caption",
     "beside",
+    "draw",
     "drawn",
     "f1_bars",
     "figure",
@@ -33,7 +34,6 @@ __all__ = [
     "roc_folds",
     "roc_labels",
     "roc_points",
-    "save",
     "seeds_phrase",
     "sensitivity_plot",
 ]

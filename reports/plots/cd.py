@@ -6,8 +6,9 @@ are within it (not significantly different by the Nemenyi test)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from reports.plots.render import figure, save
+from reports.plots.render import draw, figure
 
 
 def cd_diagram(
@@ -15,6 +16,12 @@ def cd_diagram(
 ) -> str:
     """`names`/`ranks` sorted best first; `cliques`: (first, last) index of each maximal run of
     configurations within `cd` of each other (two or more)."""
+    return draw(_cd_diagram, path, names, ranks, cd, cliques, title)
+
+
+def _cd_diagram(
+    names: list[str], ranks: list[float], cd: float, cliques: list[tuple[int, int]], title: str
+) -> Any:
     k = len(names)
     fig, ax = figure(6, 1.2 + 0.28 * k)
     lo, hi = 1, max(k, 2)
@@ -37,4 +44,4 @@ def cd_diagram(
         ax.hlines(y, ranks[a] - 0.05, ranks[b] + 0.05, color="black", linewidth=3)
     ax.axis("off")
     ax.set_title(title, fontsize=9)
-    return save(fig, path)
+    return fig

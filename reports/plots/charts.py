@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from reports.plots.render import figure, save
+from reports.plots.render import draw, figure
 from reports.stats import pareto
 
 
@@ -36,6 +37,17 @@ def f1_bars(
     """Mean test avg F1 per configuration over the same seeds; std error bars only with >= 2
     seeds (one seed has no spread to show: a zero-height bar would read as zero variance).
     `teachers`: their test avg F1 on the same seeds, drawn as lines (a reference, not a bar)."""
+    return draw(_f1_bars, path, names, values, seeds, chance, title, teachers)
+
+
+def _f1_bars(
+    names: list[str],
+    values: list[list[float]],
+    seeds: tuple[int, ...],
+    chance: float,
+    title: str,
+    teachers: Sequence[float] = (),
+) -> Any:
     fig, ax = figure()
     means = [float(np.mean(v)) for v in values]
     if len(seeds) >= 2:
@@ -51,17 +63,21 @@ def f1_bars(
     ax.set_title(f"{title} ({bars_caption(seeds)})", fontsize=9)
     # beside the axes, not on them: inside, it covered the bars it explains
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
-    return save(fig, path)
+    return fig
 
 
 def bars(names: list[str], values: list[float], title: str, path: Path) -> str:
     """One bar of test avg macro-F1 per name (no error bars: the caller says over which seeds)."""
+    return draw(_bars, path, names, values, title)
+
+
+def _bars(names: list[str], values: list[float], title: str) -> Any:
     fig, ax = figure()
     ax.bar(names, values, color="#55A868")
     ax.set_ylabel("test avg macro-F1")
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     ax.set_title(title, fontsize=9)
-    return save(fig, path)
+    return fig
 
 
 def pareto_plot(
@@ -76,6 +92,15 @@ def pareto_plot(
     `intervals`: (F1, low, high) per point, the 95 % bootstrap interval over test samples, drawn
     as error bars; the y-axis spans them, so points whose intervals overlap look as close as
     they are instead of a zoom that turns noise into a ranking."""
+    return draw(_pareto_plot, path, labels, latency, intervals, title)
+
+
+def _pareto_plot(
+    labels: list[str],
+    latency: list[float],
+    intervals: list[tuple[float, float, float]],
+    title: str,
+) -> Any:
     f1 = [i[0] for i in intervals]
     front = pareto(latency, f1)
     fig, ax = figure()
@@ -92,13 +117,19 @@ def pareto_plot(
     ax.set_ylabel("test avg macro-F1 (95 % bootstrap interval)")
     ax.set_title(title, fontsize=9)
     ax.legend()
-    return save(fig, path)
+    return fig
 
 
 def heatmap(
     grid: np.ndarray, xticks: list[str], yticks: list[str], axes: tuple[str, str], title: str, path: Path
 ) -> str:
     """A grid of test avg F1 (rows: y, columns: x), e.g. KD temperature against alpha."""
+    return draw(_heatmap, path, grid, xticks, yticks, axes, title)
+
+
+def _heatmap(
+    grid: np.ndarray, xticks: list[str], yticks: list[str], axes: tuple[str, str], title: str
+) -> Any:
     fig, ax = figure(4.5, 3.5)
     im = ax.imshow(grid, cmap="viridis")
     ax.set_xticks(range(len(xticks)), xticks)
@@ -107,11 +138,15 @@ def heatmap(
     ax.set_ylabel(axes[1])
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, label="test avg F1")
-    return save(fig, path)
+    return fig
 
 
 def lines(x: list[float], series: list[tuple[str, np.ndarray]], xlabel: str, title: str, path: Path) -> str:
     """Test avg macro-F1 against `x`, one marked line per (label, values)."""
+    return draw(_lines, path, x, series, xlabel, title)
+
+
+def _lines(x: list[float], series: list[tuple[str, np.ndarray]], xlabel: str, title: str) -> Any:
     fig, ax = figure()
     for label, ys in series:
         ax.plot(x, ys, marker="o", label=label)
@@ -119,7 +154,7 @@ def lines(x: list[float], series: list[tuple[str, np.ndarray]], xlabel: str, tit
     ax.set_ylabel("test avg macro-F1")
     ax.set_title(title, fontsize=9)
     ax.legend()
-    return save(fig, path)
+    return fig
 
 
 def sensitivity_plot(
@@ -133,6 +168,17 @@ def sensitivity_plot(
 ) -> str:
     """Validation and test macro AUC against a KD hyper-parameter; the value chosen on
     validation marked (test is drawn for reading, never for choosing)."""
+    return draw(_sensitivity_plot, path, values, val, test, chosen, name, title)
+
+
+def _sensitivity_plot(
+    values: list[float],
+    val: list[float],
+    test: list[float],
+    chosen: float | None,
+    name: str,
+    title: str,
+) -> Any:
     fig, ax = figure()
     ax.plot(values, val, marker="o", label="validation AUC")
     ax.plot(values, test, marker="s", label="test AUC")
@@ -143,11 +189,15 @@ def sensitivity_plot(
     ax.set_ylabel("macro AUC")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    return save(fig, path)
+    return fig
 
 
 def loss_plot(curves: dict[str, dict[int, float]], title: str, path: Path) -> str:
     """The total loss and each weighted term (train/<term>) per epoch."""
+    return draw(_loss_plot, path, curves, title)
+
+
+def _loss_plot(curves: dict[str, dict[int, float]], title: str) -> Any:
     fig, ax = figure()
     for key in sorted(curves, key=lambda k: (k != "train/loss", k)):  # total first, then terms by name
         steps = sorted(curves[key])
@@ -160,11 +210,15 @@ def loss_plot(curves: dict[str, dict[int, float]], title: str, path: Path) -> st
     ax.set_ylabel("mean training loss (weighted term)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    return save(fig, path)
+    return fig
 
 
 def auc_curves(panels: list[tuple[str, dict[int, dict[int, float]]]], title: str, path: Path) -> str:
     """`panels`: (name, {fold: {epoch: validation AUC}}) per configuration, two panels a row."""
+    return draw(_auc_curves, path, panels, title)
+
+
+def _auc_curves(panels: list[tuple[str, dict[int, dict[int, float]]]], title: str) -> Any:
     from matplotlib.ticker import MaxNLocator
 
     cols = min(len(panels), 2)
@@ -189,4 +243,4 @@ def auc_curves(panels: list[tuple[str, dict[int, dict[int, float]]]], title: str
         a.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return save(fig, path)
+    return fig

@@ -7,8 +7,7 @@ test, a sweep's closing report, where forking a process with threads is not safe
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,30 +20,35 @@ def _write(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=100, metadata={"Software": None}, bbox_inches="tight")
 
 
-def _write_pickled(data: bytes, path: str) -> None:
-    _write(pickle.loads(data), Path(path))  # a figure pickles whole: its artists, not its canvas
+def _build_and_write(build: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> None:
+    _write(build(*args, **kwargs), Path(path))
 
 
-def save(fig: Any, path: Path) -> str:
-    """Write a figure byte-for-byte reproducibly (no timestamp or software metadata); in the
-    worker where one is open (`drawn` waits for it). Returns the link a document shows."""
+def draw(build: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) -> str:
+    """Write the figure `build(*args, **kwargs)` returns to `path`, byte-for-byte reproducibly (no
+    timestamp or software metadata); in the worker where one is open (`drawn` waits for it).
+    `build` is a module-level function and its arguments plain data: the worker is handed them,
+    never a drawn Figure. A pickled Figure keys each transform's parents by the id() they had in
+    this process; in the worker a new object could take such an id and unhook a legend handle's
+    offset, which then drew a pixel run elsewhere from one run to the next. Returns the link a
+    document shows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if _WORKER:
-        _PENDING.append(_WORKER[0].submit(_write_pickled, pickle.dumps(fig), str(path)))
+        _PENDING.append(_WORKER[0].submit(_build_and_write, build, str(path), args, kwargs))
     else:
-        _write(fig, path)
+        _write(build(*args, **kwargs), path)
     return f"img/{path.name}"  # no pyplot registry to leave: the figure goes with its last reference
 
 
 def drawn() -> None:
-    """Wait until every figure handed to `save` is on disk (a drawing error is raised here)."""
+    """Wait until every figure handed to `draw` is on disk (a drawing error is raised here)."""
     while _PENDING:
         _PENDING.pop(0).result()
 
 
 @contextmanager
 def beside() -> Iterator[None]:
-    """Render the figures saved inside in one worker process (forked, so it starts with this
+    """Draw the figures asked for inside in one worker process (forked, so it starts with this
     process's imports: no second matplotlib import), on Linux (where fork is safe and usual)
     with 2+ cores for this process."""
     import multiprocessing
@@ -57,8 +61,7 @@ def beside() -> Iterator[None]:
 
     _WORKER.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")))
     # Forked now, not at the first figure: by then this process may run threads (MLflow's
-    # client) and has measured text, and a worker forked at a moment that varied drew some
-    # figures' text a pixel apart from run to run (a report's PNGs must be byte-identical).
+    # client), and a fork copies only the thread that calls it (a lock another one held stays held).
     _WORKER[0].submit(os.getpid).result()
     try:
         yield

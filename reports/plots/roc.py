@@ -4,11 +4,12 @@ ensemble (BraTS); each curve labelled with its AUC, the chance line dashed."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reports.plots.render import figure, save
+from reports.plots.render import draw, figure
 from reports.resample import labels_of, weighted_auc
 
 
@@ -32,6 +33,16 @@ def roc_figure(
     font: int,
 ) -> str:
     """One ROC curve per (name, 0/1 labels, scores), each labelled with its AUC; the chance line."""
+    return draw(_roc_figure, path, curves, title, legend, size, font)
+
+
+def _roc_figure(
+    curves: list[tuple[str, np.ndarray, np.ndarray]],
+    title: str,
+    legend: str,
+    size: tuple[float, float],
+    font: int,
+) -> Any:
     fig, ax = figure(*size)
     for name, y, p in curves:
         fpr, tpr = roc_points(y, p)
@@ -42,7 +53,7 @@ def roc_figure(
     ax.set_ylabel("true positive rate")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=font, loc="lower right", title=legend, title_fontsize=font)
-    return save(fig, path)
+    return fig
 
 
 def roc_labels(pred: pd.DataFrame, task: str, title: str, path: Path) -> tuple[str, list[str]]:
