@@ -140,7 +140,7 @@ def _sweep(args: argparse.Namespace) -> int:
         *args.overrides,
     ]
     say(f"[bold]kdsweep sweep[/] {args.study} {' '.join(extra)}   MLflow: {tracking.display_uri()}")
-    result = run_sweep(args.study, extra, args.seeds, say=say)
+    result = run_sweep(args.study, extra, args.seeds, say=say, release_ray=True)  # one sweep a command
     order = "in the plan's order" if result.phases else f"sorted by {result.metric}"
     table = Table(title=f"sweep summary, {order} (dev; test shown, never used to choose)")
     for col in ("#", "configuration", "status", result.metric, "test avg F1", "run id / error"):

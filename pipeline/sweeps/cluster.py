@@ -48,6 +48,7 @@ PASS_ENV = (
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 HOLDER = "kdsweep-credentials"  # the named actor of a sweep's job that holds them
 _HELD: list = []  # its handle, for as long as the driver runs
+_OWN: list[bool] = []  # set while the Ray of this process is one `connect` started on this machine
 PATHS = ("KDSWEEP_CACHE", "KDSWEEP_SWEEPS_DIR", "HF_HOME", "MINILM_DIR")
 EXCLUDES = [".venv", "data", "mlruns", "docs", ".git", "**/__pycache__"]
 
@@ -108,6 +109,7 @@ def connect() -> None:
                 _system_config={"prestart_worker_first_driver": False},
                 **ray_init_options(),
             )
+        _OWN[:] = [True]
         return
     _probe(cluster)
     runtime_env = {"env_vars": env, "working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}
@@ -125,6 +127,21 @@ def connect() -> None:
         if wait is None:
             os.environ.pop("RAY_gcs_server_port_wait_time_s", None)
     share_credentials()
+
+
+def release_local() -> threading.Thread | None:
+    """Shut down, in a thread, the Ray that `connect` started on this machine; its thread (which
+    the interpreter joins before it exits), or None where this process started none (a cluster,
+    or a Ray that was running before). Stopping Ray's processes takes seconds of waiting: the
+    caller goes on meanwhile, with no further use of Ray."""
+    import ray
+
+    if not _OWN or not ray.is_initialized():
+        return None
+    _OWN.clear()
+    thread = threading.Thread(target=ray.shutdown, name="kdsweep-ray-stop")
+    thread.start()
+    return thread
 
 
 def share_credentials() -> None:

@@ -44,8 +44,8 @@ from pipeline.config.study import (
 )
 from pipeline.sweeps import summary
 from pipeline.sweeps.batch import Context, Row, fed, resources, run_batch
-from pipeline.sweeps.cluster import address
-from pipeline.sweeps.register import register_sweep_choice  # imports torch only to register
+from pipeline.sweeps.cluster import address, release_local
+from pipeline.sweeps.register import Registrar  # imports torch only to register
 
 Say = Callable[[str], None]
 
@@ -141,8 +141,16 @@ def start_ray() -> Callable[[], None]:
 
 
 def run_sweep(
-    study_path: str, extra: Sequence[str] = (), seeds: int | None = None, say: Say = print
+    study_path: str,
+    extra: Sequence[str] = (),
+    seeds: int | None = None,
+    say: Say = print,
+    release_ray: bool = False,
 ) -> SweepResult:
+    """Run a study (module docstring). `release_ray`: once the trials are done, shut down the Ray
+    this sweep started on this machine, in the background (the sweep command's last sweep: it
+    overlaps the parent run's last writes and the registration instead of following them at
+    exit); a Ray running before, a cluster, or a caller's next sweep keep theirs."""
     study, text = load_study(study_path, seeds)
     extra = tuple(extra)
     spaces = [study.space] + [p.space for p in study.phases]
@@ -178,7 +186,10 @@ def run_sweep(
         "sweep_hash": sweep_hash,
         "study_kind": kind,
     }
-    with tracking.run(exp, sweep_name(study.name, first.dataset.name), tags) as parent:
+    with (
+        Registrar(warm=first.tracking.log_models == "chosen") as registrar,
+        tracking.run(exp, sweep_name(study.name, first.dataset.name), tags) as parent,
+    ):
         parent.text(text, "study.yaml")
         parent.params(
             {
@@ -212,23 +223,39 @@ def run_sweep(
             from pipeline.sweeps import ensemble
 
             parent.json(ensemble.run(ctx, rows, say), "ensembles.json")
-        failed = sum(r.status == "FAILED" for r in rows)
-        parent.metrics(
-            {"trials_finished": sum(r.status.startswith("FINISHED") for r in rows), "trials_failed": failed}
+        if release_ray:
+            release_local()
+        ordered = summary.ordered(rows, study.mode, bool(study.phases))
+        registered = (
+            registrar.start(study, first.dataset.name, ordered, plan, parent.run_id, say)
+            if first.tracking.log_models == "chosen"
+            else lambda: None
         )
-        parent.tags({"trials_failed": failed})
-        # what the report stage reads: every configuration of the sweep and its run (or error)
-        parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
-        if phases:
-            parent.json(phases, "phases.json")
-        best_yaml = _log_best(study, first.dataset.name, rows, parent, say)
-        rows = summary.ordered(rows, study.mode, bool(study.phases))
-        parent.describe(
-            summary.markdown(study.name, first.dataset.name, study.metric, rows, bool(study.phases), trained)
-        )
-        parent_id = parent.run_id
-    if first.tracking.log_models == "chosen":
-        register_sweep_choice(study, first.dataset.name, rows, plan, parent_id, say)
+        try:
+            failed = sum(r.status == "FAILED" for r in rows)
+            parent.metrics(
+                {
+                    "trials_finished": sum(r.status.startswith("FINISHED") for r in rows),
+                    "trials_failed": failed,
+                }
+            )
+            parent.tags({"trials_failed": failed})
+            # what the report stage reads: every configuration of the sweep and its run (or error)
+            parent.json([dataclasses.asdict(r) for r in rows], "trials.json")
+            if phases:
+                parent.json(phases, "phases.json")
+            best_yaml = _log_best(study, first.dataset.name, rows, parent, say)
+            rows = ordered
+            parent.describe(
+                summary.markdown(
+                    study.name, first.dataset.name, study.metric, rows, bool(study.phases), trained
+                )
+            )
+            parent_id = parent.run_id
+        except BaseException:  # the parent run's writes failed: the registration still ends first
+            registered()
+            raise
+    registered()  # said after the parent run ended, as before; mostly done by now
     return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases, best_yaml)
 
 
