@@ -102,17 +102,22 @@ class Session:
                 self.changed.wait(timeout=1.0)  # also sees students dropped by the searcher
             return self.rows.pop(n)
 
-    def close(self, abort: bool = False) -> None:
+    def close(self, abort: bool = False, wait: bool = True) -> None:
+        """Nothing more to run (`abort`: stop what runs); `wait` for Tune's run to end. Without
+        waiting, Tune winds down (its actors, its experiment state: ~2 s) while the caller goes
+        on; a later `close()` waits for it."""
         self.searcher.close()
-        self.abort.set = abort
-        if self.thread is not None:
+        self.abort.set = self.abort.set or abort
+        if self.thread is not None and wait:
             self.thread.join()
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, kind, value, tb) -> None:
-        self.close(abort=kind is not None)
+        """On an error or interrupt, stop the trials and wait; otherwise let Tune wind down in
+        the background (the sweep then `close`s before it shuts Ray down or returns)."""
+        self.close(abort=kind is not None, wait=kind is not None)
 
     def _dropped(self, n: int) -> int:
         return sum(s.get(BATCH) == n for s in self.searcher.dropped)

@@ -219,19 +219,15 @@ def run_sweep(
                 rows += batch.rows
                 trained += batch.teachers_trained
                 failed_teachers += len(batch.failed_teachers)
-        if study.ensemble is not None:  # the members' fold models combined: runs of their own
-            from pipeline.sweeps import ensemble
+        registered = _nothing
+        try:  # Tune winds down meanwhile (Session.__exit__)
+            if study.ensemble is not None:  # the members' fold models combined: runs of their own
+                from pipeline.sweeps import ensemble
 
-            parent.json(ensemble.run(ctx, rows, say), "ensembles.json")
-        if release_ray:
-            release_local()
-        ordered = summary.ordered(rows, study.mode, bool(study.phases))
-        registered = (
-            registrar.start(study, first.dataset.name, ordered, plan, parent.run_id, say)
-            if first.tracking.log_models == "chosen"
-            else lambda: None
-        )
-        try:
+                parent.json(ensemble.run(ctx, rows, say), "ensembles.json")
+            ordered = summary.ordered(rows, study.mode, bool(study.phases))
+            if first.tracking.log_models == "chosen":
+                registered = registrar.start(study, first.dataset.name, ordered, plan, parent.run_id, say)
             failed = sum(r.status == "FAILED" for r in rows)
             parent.metrics(
                 {
@@ -252,11 +248,21 @@ def run_sweep(
                 )
             )
             parent_id = parent.run_id
-        except BaseException:  # the parent run's writes failed: the registration still ends first
+        except BaseException:  # the last writes failed: Tune and the registration end first
+            if ctx.session is not None:
+                ctx.session.close()
             registered()
             raise
+    if ctx.session is not None:  # Tune wound down meanwhile; Ray is no longer needed
+        ctx.session.close()
+    if release_ray:
+        release_local()
     registered()  # said after the parent run ended, as before; mostly done by now
     return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases, best_yaml)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _log_best(study: StudyConfig, dataset: str, rows: list[Row], parent, say: Say) -> str:
