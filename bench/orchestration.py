@@ -152,6 +152,7 @@ def timeline(experiment: str, parent_run_id: str, start: float, end: float) -> d
     )
     if not spans:
         return {"finished": 0, "in_sweep_trial_s": [], "gaps_s": []}
+    a_run = next(r.info.run_id for r in runs if r.info.end_time and r.info.status == "FINISHED")
     ends = sorted(e for _, e in spans)
     # a run starting after a slot freed up waited for the latest unclaimed end before it
     gaps, claimed = [], []
@@ -162,6 +163,7 @@ def timeline(experiment: str, parent_run_id: str, start: float, end: float) -> d
             gaps.append(s - done[-1])
     return {
         "finished": len(spans),
+        "student_run_id": a_run,
         "in_sweep_trial_s": [e - s for s, e in spans],
         "gaps_s": gaps,
         "to_parent_run_s": parent.info.start_time / 1000 - start,
@@ -194,6 +196,7 @@ def measure(ctx: Context) -> dict:
     s = child(ctx, "orchestration:sweep", temperatures=_temperatures(n, 10.0), concurrency=c)
     if s["finished"] != n:
         raise RuntimeError(f"orchestration sweep: {s['finished']} of {n} student runs FINISHED")
+    account = child(ctx, "startup:parts", run_id=s["student_run_id"])  # bench.startup
     bare_s = [x for r in b for x in r["trial_s"]]
     trial = sum(bare_s) / n
     runs, gaps = s["in_sweep_trial_s"], s["gaps_s"]
@@ -218,20 +221,7 @@ def measure(ctx: Context) -> dict:
     ]
     met = all(p["met"] for p in parts)
     ideal = n * trial / c
-    why = ""
-    if not met:
-        why = (
-            f"Fixed start-up {fixed:.1f} s: {s['to_parent_run_s']:.1f} s to the parent run (Python, "
-            f"validation, Ray's start), {s['to_first_run_s']:.1f} s to the first student run ({c} "
-            f"workers importing torch/MLflow/transformers/timm, the first data and teacher), "
-            f"{s['after_last_run_s']:.1f} s after the last run (the summary; the chosen student rebuilt "
-            f"and registered as an MLflow model, tracking.log_models=chosen, for which the driver imports "
-            f"torch; Ray's shutdown). Per trial: "
-            f"a run lasted {run:.1f} s in the sweep against {trial:.1f} s for the whole bare trial, "
-            f"and {gap:.1f} s passed between two runs of a slot (Ray Tune's hand-over, the config, "
-            f"data and teacher of the next trial). A persistent Ray cluster (RAY_ADDRESS) removes "
-            "Ray's start; longer trials dilute the hand-over."
-        )
+    why = _why(fixed, s, account, c, run, trial, gap) if not met else ""
     return {
         "value": fixed,
         "unit": "s",
@@ -259,6 +249,42 @@ def measure(ctx: Context) -> dict:
             "in_sweep_trial_s": runs,
             "gaps_s": gaps,
             "sweep_driver_peak_rss_mb": s["driver_peak_rss_mb"],
+            "startup_parts_s": {k: v for k, v in account.items() if k.endswith("_s")},
             "bare_process_peak_rss_mb": max(r["peak_rss_mb"] for r in b),
         },
     }
+
+
+def _why(fixed: float, s: dict, a: dict, c: int, run: float, trial: float, gap: float) -> str:
+    """Where the fixed start-up went: the sweep's timeline, and each part timed alone
+    (bench.startup.parts: a fresh process, so parts the sweep runs side by side add up here)."""
+    first = s["to_first_run_s"] - s["to_parent_run_s"]
+    worker = " + ".join(
+        f"{label} {a[key]:.1f} s"
+        for key, label in (
+            ("ray_tune_import_s", "Ray and Tune's import"),
+            ("training_import_s", "torch, timm, transformers and MLflow's import"),
+            ("config_s", "config"),
+            ("mlflow_store_s", "MLflow's store"),
+            ("data_s", "data"),
+            ("teacher_s", "teacher"),
+        )
+    )
+    return (
+        f"Fixed start-up {fixed:.1f} s. Before the first student run: {s['to_parent_run_s']:.1f} s to the "
+        f"parent run (Python, validation, and Ray's start, {a['ray_start_s']:.1f} s alone, with MLflow's "
+        f"import beside it), then {first:.1f} s to the first run: Ray Tune starting {c} trial workers, each "
+        f"paying {worker} (timed alone; the {c} workers pay them side by side on {c} cores). After the last "
+        f"run: {s['after_last_run_s']:.1f} s: Ray Tune winding down, the parent run's last writes and the "
+        f"chosen student's registration side by side; the registration's rebuild takes "
+        f"{a['registration_rebuild_s']:.1f} s once its child has imported what a trial imports (above; "
+        "done while the trials ran, at the lowest priority), and Ray's "
+        f"shutdown ({a['ray_shutdown_s']:.1f} s alone) runs in the background. Tried: Ray's prestarted "
+        "workers with a setup hook importing torch (Ray Tune's trial actors carry a runtime_env of their "
+        "own and never take a prestarted worker: each trial still started a new one, so the imports stay in "
+        "each trial's worker). Per trial: "
+        f"a run lasted {run:.1f} s in the sweep against {trial:.1f} s for the whole bare trial, and "
+        f"{gap:.1f} s passed between two runs of a slot (Ray Tune's hand-over, a new worker's imports, the "
+        "config, data and teacher of the next trial). A persistent Ray cluster (RAY_ADDRESS) removes Ray's "
+        "start; longer trials dilute the hand-over."
+    )

@@ -59,6 +59,8 @@ def test_bench_quick_measures_every_figure(tmp_path):
     o = figures["orchestration"]["details"]
     assert len(o["bare_trial_s"]) == o["trials"] and o["sweep_s"] > 0
     assert o["sweep_driver_peak_rss_mb"] > 50
+    parts = o["startup_parts_s"]  # figure 1's account, each part timed alone (bench.startup)
+    assert parts["ray_start_s"] > 0 and parts["training_import_s"] > 0 and parts["registration_rebuild_s"] > 0
     r = figures["teacher_reuse"]["details"]
     assert [t["reused"] for t in r["reuse_arm"]] == [False] + [True] * (r["students"] - 1)
     assert not any(t["reused"] for t in r["per_trial_arm"])
