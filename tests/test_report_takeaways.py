@@ -75,7 +75,7 @@ def test_4_pareto_only_across_architectures_with_the_interval_on_the_axis(tmp_st
     from reports.plots import charts
 
     figs = []
-    monkeypatch.setattr(charts, "save", lambda fig, path: figs.append(fig) or "img/x.png")
+    monkeypatch.setattr(charts, "draw", lambda build, path, *a: figs.append(build(*a)) or "img/x.png")
     charts.pareto_plot(
         ["cnn", "vit"], [3.0, 9.0], [(0.80, 0.70, 0.90), (0.81, 0.72, 0.91)], "t", tmp_store / "p.png"
     )
