@@ -102,6 +102,7 @@ def runs_by_id(ids: list[str]) -> pd.DataFrame:
 def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
     """The reported sweeps; `via` names the reader of the whole build ("auto", "sql", "mlflow")."""
     _PREDICTIONS.clear()  # a new build may read another (or a moved) store
+    finish()
     _READER[0] = tracking.Reader(via)
     parents = frame(_READER[0].runs(tags={"stage": "sweep"}, status="FINISHED"))
     if parents.empty:
@@ -118,12 +119,17 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
             chosen[key] = p
     # runs that did not finish, of every sweep, in one search (few rows; status is a column)
     unfinished = frame(_READER[0].runs(not_status="FINISHED"))
+    listed = {
+        key: artifacts.read_text(p["run_id"], p["artifact_uri"], "trials.json") for key, p in chosen.items()
+    }
+    listed = {key: json.loads(text) for key, text in listed.items() if text is not None}
+    # every reported sweep's runs at once (over HTTP: a few requests, not a search per sweep)
+    _READER[0].prefetch([t["run_id"] for ts in listed.values() for t in ts if _finished(t)])
     out = []
     for (study, dataset), p in sorted(chosen.items()):
-        text = artifacts.read_text(p["run_id"], p["artifact_uri"], "trials.json")
-        if text is None:
+        if (study, dataset) not in listed:
             continue
-        trials = json.loads(text)
+        trials = listed[study, dataset]
         sweep = Sweep(
             p["run_id"],
             study,
@@ -135,7 +141,7 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
             p["artifact_uri"],
             search=p["params.search"] if isinstance(p.get("params.search"), str) else "",
         )
-        finished = [t["run_id"] for t in trials if t.get("run_id") and t["status"].startswith("FINISHED")]
+        finished = [t["run_id"] for t in trials if _finished(t)]
         runs = runs_by_id(finished)
         sweep.runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True) if not runs.empty else runs
         sweep.seeds = _asked_seeds(p, trials, sweep.runs)
@@ -159,6 +165,16 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
         ]
         out.append(sweep)
     return out
+
+
+def _finished(trial: dict) -> bool:
+    return bool(trial.get("run_id")) and trial["status"].startswith("FINISHED")
+
+
+def finish() -> None:
+    """The build is over: its reader keeps what it read for the next one (over HTTP, the
+    snapshot of ended runs; see pipeline.tracking.served)."""
+    _READER[0].close()
 
 
 # per build (cleared by `sweeps`): each pair reuses them
