@@ -2,12 +2,14 @@
 
 A sweep is a FINISHED parent run (tag stage=sweep) with a `trials.json` artifact listing every
 configuration and its run or error. By default the latest sweep per (study, dataset) is
-reported; `sweep_id` picks another for its (study, dataset). Reading writes nothing.
+reported; `sweep_id` picks another for its (study, dataset). Reading writes nothing to the store
+(over HTTP, a local snapshot of ended runs in the cache: pipeline.tracking.snapshot).
 
 Runs come as frames shaped like `mlflow.search_runs(output_format="pandas")` (run_id, status,
 artifact_uri, start_time, metrics.*, params.*, tags.*), whichever reader fills them: "sql"
-(MLflow's tables of a SQL store, read directly) or "mlflow" (the client, as over a tracking
-server); `sweeps(via=...)` picks it for the whole build, "auto" the fast one where it can.
+(MLflow's tables of a SQL store, read directly), "rest" (a tracking server's REST API, with a
+local snapshot of ended runs) or "mlflow" (the client); `sweeps(via=...)` picks it for the whole
+build, "auto" the fast one where it can.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def runs_by_id(ids: list[str]) -> pd.DataFrame:
 
 
 def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
-    """The reported sweeps; `via` names the reader of the whole build ("auto", "sql", "mlflow")."""
+    """The reported sweeps; `via` names the reader of the whole build ("auto", "sql", "rest",
+    "mlflow")."""
     _PREDICTIONS.clear()  # a new build may read another (or a moved) store
     finish()
     _READER[0] = tracking.Reader(via)
@@ -168,7 +171,11 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
 
 
 def _finished(trial: dict) -> bool:
-    return bool(trial.get("run_id")) and trial["status"].startswith("FINISHED")
+    return (
+        isinstance(trial.get("run_id"), str)
+        and bool(trial["run_id"])
+        and trial["status"].startswith("FINISHED")
+    )
 
 
 def finish() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import TrackingError
 from pipeline.tracking.rest import server, unsupported, where
 from pipeline.tracking.served import Served
 from pipeline.tracking.store import client, display_uri, sqlite_path, tracking_uri
@@ -219,6 +220,10 @@ class Reader:
 
     def _rest(self) -> Served:
         if self._served is None:
+            if not tracking_uri().startswith(("http://", "https://")):
+                raise TrackingError(
+                    f"the REST reader needs a tracking server (http://...), not {display_uri()}"
+                )
             self._served = Served(tracking_uri())
         return self._served
 

@@ -56,6 +56,8 @@ class Served:
             return records
         ids = sorted(set(ids))
         todo = [i for i in ids if i not in self.seen]
+        if not todo:
+            return [self.seen[i] for i in ids]
         kept = [i for i in todo if i in self.snapshot.runs]
         new = [i for i in todo if i not in self.snapshot.runs]
         read, deleted = parallel(
@@ -83,8 +85,8 @@ class Served:
         jobs: list[tuple[str, list[str]]] = []
         for key in keys:
             missing = []
-            for rid in ids:
-                points = self.snapshot.history(rid, key)
+            for rid in ids:  # kept points only of runs this build found still there
+                points = self.snapshot.history(rid, key) if rid in self.seen else None
                 if points is None:
                     missing.append(rid)
                 elif points:
