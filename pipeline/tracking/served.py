@@ -10,6 +10,11 @@ that returns just those) and reads what is new or was still running. Searches by
 (the sweeps themselves, the runs that did not finish) are asked afresh each time: they are what
 says which runs a report shows. Records come out as the client reader's (runs/search gives the
 same fields as MlflowClient.search_runs), metric histories in get_metric_history's order.
+
+What the snapshot cannot see: a tag or metric written to a run after it ended (kdsweep writes
+none; an edit by hand in the UI would be one), and a run deleted and then purged (`mlflow gc`)
+between two reports, which neither view of the search returns. Deleting the snapshot's folder
+(pipeline.tracking.snapshot) makes the next report read everything again.
 """
 
 from __future__ import annotations
