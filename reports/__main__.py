@@ -1,6 +1,6 @@
 """make report: rebuild docs/*.md, docs/results.csv and docs/img/*.png from the MLflow database.
 
-    python -m reports [--sweep-id RUN_ID] [--out docs] [--log-figures] [--read auto|sql|mlflow]
+    python -m reports [--sweep-id RUN_ID] [--out docs] [--log-figures] [--read auto|sql|rest|mlflow]
 
 Reads only the run database (through reports.query) and writes nothing to it: the database and
 the artifact folder are unchanged, so a copied store (a colleague's mlruns/) can be reported.
@@ -11,8 +11,9 @@ studies, an X-Lite sweep (study_kind=xlite, seed 004: docs/xlite_experiments.md 
 docs/xlite_results.csv), a MIL loss sweep (study_kind=mil, seed 002: docs/mil_loss_analysis.md),
 a BraTS models sweep (study_kind=brats, sweeps/brats.yaml: docs/brats_models.md). `--read` picks
 how runs are read: `sql` (MLflow's tables of a sqlite or other SQL store, directly: the fast
-path), `mlflow` (the MLflow client, as over a tracking server), `auto` (sql where the store is
-SQL); both give the same files.
+path), `rest` (a tracking server's REST API, with a local snapshot of ended runs so that the next
+report reads only what is new: pipeline.tracking.served), `mlflow` (the MLflow client), `auto`
+(sql where the store is SQL, rest for a tracking server); all give the same files.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import re
 import sys
 from pathlib import Path
 
+from core.errors import KdsweepError
 from pipeline import tracking
-from reports import plots, tuning
+from reports import plots, query, tuning
 from reports.csvs import results_csv
 from reports.markdown import table
 from reports.phased import latest
@@ -69,7 +71,15 @@ def build(
 ) -> list[Path]:
     """Write every document; returns the files written. Nothing is written to the tracking
     store unless `log_figures`: then each sweep's figures are logged to its parent run.
-    `read`: the reader of the runs ("auto", "sql", "mlflow"), the same files from each."""
+    `read`: the reader of the runs ("auto", "sql", "rest", "mlflow"), the same files from each.
+    Over HTTP what was read is kept for the next build (also a sweep's, which calls this)."""
+    try:
+        return _build(out, sweep_id, log_figures, read)
+    finally:
+        query.finish()  # the snapshot of ended runs (pipeline.tracking.served)
+
+
+def _build(out: Path, sweep_id: str | None, log_figures: bool, read: str) -> list[Path]:
     uri = tracking.display_uri()  # as the user named it: no machine's absolute path in the docs
     found = sweeps(sweep_id, via=read)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,14 +160,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--read",
-        choices=("auto", "sql", "mlflow"),
+        choices=("auto", "sql", "rest", "mlflow"),
         default="auto",
-        help="read runs from MLflow's SQL tables directly (sql, fast), through the MLflow client "
-        "(mlflow, as a tracking server needs) or sql where the store is SQL (auto)",
+        help="read runs from MLflow's SQL tables directly (sql, fast), from a tracking server's REST "
+        "API with a local snapshot of ended runs (rest), through the MLflow client (mlflow), or "
+        "sql where the store is SQL and rest for a tracking server (auto)",
     )
     a = p.parse_args(argv)
-    with plots.beside():  # figures rendered in a worker process while the documents go on
-        written = build(a.out, a.sweep_id or None, log_figures=a.log_figures, read=a.read)
+    try:
+        with plots.beside():  # figures rendered in a worker process while the documents go on
+            written = build(a.out, a.sweep_id or None, log_figures=a.log_figures, read=a.read)
+    except KdsweepError as e:  # e.g. a tracking server that refuses the login: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     if len(written) == 1:

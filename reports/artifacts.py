@@ -30,7 +30,7 @@ def _local(artifact_uri: str) -> Path | None:
         return Path(unquote(parsed.path))
     if parsed.scheme == "" and artifact_uri:
         return Path(artifact_uri)
-    return None  # s3://, mlflow-artifacts://, ...: the tracking client resolves those
+    return None  # mlflow-artifacts:, s3://, ...: pipeline.tracking.artifact_text reads those
 
 
 def relocated(run_id: str, artifact_uri: str) -> Path | None:
@@ -66,8 +66,8 @@ def read_text(run_id: str, artifact_uri: str, path: str) -> str | None:
     folder = relocated(run_id, artifact_uri)
     if folder is None:
         local = _local(artifact_uri)
-        if local is None:  # a server's artifacts: through the tracking client
-            return tracking.read_text(run_id, path)
+        if local is None:  # a server's artifacts: its artifact endpoint, or MLflow's client (s3://...)
+            return tracking.artifact_text(run_id, artifact_uri, path)
         if not local.is_dir():  # a local run without artifacts (a teacher's, say): nothing to read
             return None
         folder = local  # a local folder: read in place (MLflow's download costs two run lookups)

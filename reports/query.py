@@ -2,12 +2,14 @@
 
 A sweep is a FINISHED parent run (tag stage=sweep) with a `trials.json` artifact listing every
 configuration and its run or error. By default the latest sweep per (study, dataset) is
-reported; `sweep_id` picks another for its (study, dataset). Reading writes nothing.
+reported; `sweep_id` picks another for its (study, dataset). Reading writes nothing to the store
+(over HTTP, a local snapshot of ended runs in the cache: pipeline.tracking.snapshot).
 
 Runs come as frames shaped like `mlflow.search_runs(output_format="pandas")` (run_id, status,
 artifact_uri, start_time, metrics.*, params.*, tags.*), whichever reader fills them: "sql"
-(MLflow's tables of a SQL store, read directly) or "mlflow" (the client, as over a tracking
-server); `sweeps(via=...)` picks it for the whole build, "auto" the fast one where it can.
+(MLflow's tables of a SQL store, read directly), "rest" (a tracking server's REST API, with a
+local snapshot of ended runs) or "mlflow" (the client); `sweeps(via=...)` picks it for the whole
+build, "auto" the fast one where it can.
 """
 
 from __future__ import annotations
@@ -100,8 +102,10 @@ def runs_by_id(ids: list[str]) -> pd.DataFrame:
 
 
 def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
-    """The reported sweeps; `via` names the reader of the whole build ("auto", "sql", "mlflow")."""
+    """The reported sweeps; `via` names the reader of the whole build ("auto", "sql", "rest",
+    "mlflow")."""
     _PREDICTIONS.clear()  # a new build may read another (or a moved) store
+    finish()
     _READER[0] = tracking.Reader(via)
     parents = frame(_READER[0].runs(tags={"stage": "sweep"}, status="FINISHED"))
     if parents.empty:
@@ -118,12 +122,17 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
             chosen[key] = p
     # runs that did not finish, of every sweep, in one search (few rows; status is a column)
     unfinished = frame(_READER[0].runs(not_status="FINISHED"))
+    listed = {
+        key: artifacts.read_text(p["run_id"], p["artifact_uri"], "trials.json") for key, p in chosen.items()
+    }
+    listed = {key: json.loads(text) for key, text in listed.items() if text is not None}
+    # every reported sweep's runs at once (over HTTP: a few requests, not a search per sweep)
+    _READER[0].prefetch([t["run_id"] for ts in listed.values() for t in ts if _finished(t)])
     out = []
     for (study, dataset), p in sorted(chosen.items()):
-        text = artifacts.read_text(p["run_id"], p["artifact_uri"], "trials.json")
-        if text is None:
+        if (study, dataset) not in listed:
             continue
-        trials = json.loads(text)
+        trials = listed[study, dataset]
         sweep = Sweep(
             p["run_id"],
             study,
@@ -135,7 +144,7 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
             p["artifact_uri"],
             search=p["params.search"] if isinstance(p.get("params.search"), str) else "",
         )
-        finished = [t["run_id"] for t in trials if t.get("run_id") and t["status"].startswith("FINISHED")]
+        finished = [t["run_id"] for t in trials if _finished(t)]
         runs = runs_by_id(finished)
         sweep.runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True) if not runs.empty else runs
         sweep.seeds = _asked_seeds(p, trials, sweep.runs)
@@ -159,6 +168,20 @@ def sweeps(sweep_id: str | None = None, via: str = "auto") -> list[Sweep]:
         ]
         out.append(sweep)
     return out
+
+
+def _finished(trial: dict) -> bool:
+    return (
+        isinstance(trial.get("run_id"), str)
+        and bool(trial["run_id"])
+        and trial["status"].startswith("FINISHED")
+    )
+
+
+def finish() -> None:
+    """The build is over: its reader keeps what it read for the next one (over HTTP, the
+    snapshot of ended runs; see pipeline.tracking.served)."""
+    _READER[0].close()
 
 
 # per build (cleared by `sweeps`): each pair reuses them

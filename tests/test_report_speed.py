@@ -5,12 +5,14 @@ One sqlite store holds every kind of document's runs: the hand-made runs of test
 fusion, KD, backbones, with failed and killed runs), test_mil_report and test_xlite_report (an
 older and a newer X-Lite sweep), and a bulk history from bench.report_db (about 100 params a
 run, as real runs have). The documents are built through the public CLI with `--read sql`,
-`--read mlflow` and over a real `mlflow server` on the same file; the runs frames of both
-readers equal MLflow's own `search_runs` frames (the path the report took before)."""
+`--read mlflow` and over a real `mlflow server` on the same file (the REST reader, a first
+report and a second from its snapshot); the runs frames of both readers equal MLflow's own
+`search_runs` frames (the path the report took before)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +58,10 @@ def store(tmp_path_factory):
         yield tmp, uri, older
 
 
-def _cli(uri: str, out: Path, *args: str) -> set[str]:
-    """`python -m reports --out OUT ARGS` in a fresh process; the top-level modules it imported."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+def _cli(uri: str, out: Path, *args: str, stats: list[str] | None = None) -> set[str]:
+    """`python -m reports --out OUT ARGS` in a fresh process; the top-level modules it imported.
+    `stats`: gets the line the REST reader prints of its requests and snapshot."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1", "KDSWEEP_TRACKING_STATS": "1"}
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "reports", "--out", str(out), *args],
         cwd=REPO,
@@ -68,6 +71,8 @@ def _cli(uri: str, out: Path, *args: str) -> set[str]:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    if stats is not None:
+        stats += [line for line in done.stderr.splitlines() if line.startswith("tracking: ")]
     lines = [
         line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
     ]
@@ -143,14 +148,23 @@ def test_runs_and_histories_equal_mlflows_own(store, monkeypatch):
         assert len(hist) > 100
 
 
-def test_over_an_mlflow_server_the_same_files(store, sql_docs):
-    """The client path over HTTP, a real `mlflow server` on the same sqlite file (last: the
-    server adds its Default experiment to the store)."""
+def test_over_an_mlflow_server_the_same_files_first_and_from_the_snapshot(store, sql_docs):
+    """The REST reader over HTTP, a real `mlflow server` on the same sqlite file (last: the
+    server adds its Default experiment to the store): the same files from a first report, with
+    an empty snapshot, and from a second, that reads the ended runs from the snapshot; neither
+    imports MLflow."""
     tmp, _, _ = store
     shown = f"sqlite:///{tmp / 'mlflow.db'}".encode()
+    cold, warm = [], []
     with mlflow_server(tmp / "mlflow.db", workers=1) as uri:
-        _cli(uri, tmp / "http")
+        imported = _cli(uri, tmp / "http", stats=cold)
+        _cli(uri, tmp / "http-warm", stats=warm)
+    assert "mlflow" not in imported and "requests" in imported
     assert same_documents(sql_docs[0], tmp / "http", (shown, uri.encode())) == []
+    assert same_documents(sql_docs[0], tmp / "http-warm", (shown, uri.encode())) == []
+    assert "from the snapshot 0 runs" in cold[0], cold  # (histories read twice in one build: once)
+    kept = re.search(r"from the snapshot (\d+) runs, (\d+) histories", warm[0])
+    assert kept and int(kept[1]) > 100 and int(kept[2]) > 100, warm
 
 
 def test_a_missing_store_is_not_created_and_an_unreadable_one_is_read_by_mlflow(

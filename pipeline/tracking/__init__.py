@@ -6,12 +6,16 @@
 - `runs`: a run's lifecycle (FINISHED, FAILED with ``failure_reason``, or KILLED: never left
   RUNNING), `RunLog`, finding runs again and ending the ones a dead process left RUNNING.
 - `models`: MLflow PyTorch models, the model registry, state-dict checkpoints.
-- `read`: the report stage's reads (a SQL fast path beside the client).
+- `read`: the report stage's reads (a SQL fast path beside the client, the REST API for a
+  tracking server).
+- `rest`, `served`, `snapshot`: a tracking server read through its REST API without importing
+  MLflow, and the local snapshot of ended runs that lets the next report read only what is new.
 - `reach`: `check_store`, asked first by the commands that write: can the store be reached and
   written? (seconds, without MLflow, instead of MLflow's minutes of retries)
 
 The parts import `store` and each other in one direction (store <- models <- runs; store <-
-read; store <- reach), never this file: tests/test_layering.py fails on an import circle.
+rest <- served <- read, store <- snapshot <- served; store <- reach), never this file:
+tests/test_layering.py fails on an import circle.
 
 KDSWEEP_TRACKING=off (``python -m pipeline run --no-track``): runs are not recorded at all and
 nothing is reused from the store: a scratch run, and the baseline of the tracking-overhead
@@ -20,7 +24,7 @@ benchmark.
 
 from pipeline.tracking.models import load_state_dict, log_model, register, save_state_dict
 from pipeline.tracking.reach import check_store
-from pipeline.tracking.read import Reader, SqlUnreadable, read_text, reader, runs_frame
+from pipeline.tracking.read import Reader, SqlUnreadable, artifact_text, read_text, reader, runs_frame
 from pipeline.tracking.runs import (
     NOTE,
     NullRunLog,
@@ -63,6 +67,7 @@ __all__ = [
     "Reader",
     "RunLog",
     "SqlUnreadable",
+    "artifact_text",
     "check_store",
     "client",
     "client_at",

@@ -1,10 +1,12 @@
 """Reading runs for the report stage: in bulk (`Reader`), as a pandas frame (`runs_frame`), and a
-run's text artifacts (`read_text`). Part of pipeline.tracking, the one place that talks to
-MLflow. Two bulk readers give the same records: "sql" reads MLflow's own tables of a SQL
-store (sqlite or another SQLAlchemy URI) in a few read-only queries and imports no MLflow
-(~1.5 s); "mlflow" goes through the public client (search_runs, get_metric_history), all that
-a tracking server (http://) offers. The tables and columns read are those of MLflow's schema
-since 1.x: runs, experiments, params, tags, latest_metrics, metrics."""
+run's text artifacts (`read_text`, `artifact_text`). Part of pipeline.tracking, the one place
+that talks to MLflow. Three bulk readers give the same records: "sql" reads MLflow's own tables
+of a SQL store (sqlite or another SQLAlchemy URI) in a few read-only queries and imports no
+MLflow (~1.5 s); "rest" reads a tracking server (http://, https://) through its REST API with a
+local snapshot of ended runs (pipeline.tracking.served), also without MLflow; "mlflow" goes
+through the public client (search_runs, get_metric_history), for any other store and where the
+server's login needs MLflow itself (an auth plugin). The tables and columns read are those of
+MLflow's schema since 1.x: runs, experiments, params, tags, latest_metrics, metrics."""
 
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import TrackingError
+from pipeline.tracking.rest import server, unsupported, where
+from pipeline.tracking.served import Served
 from pipeline.tracking.store import client, display_uri, sqlite_path, tracking_uri
 
 if TYPE_CHECKING:
@@ -32,13 +37,15 @@ class SqlUnreadable(Exception):
 
 
 def reader(via: str = "auto") -> str:
-    """The reader `via` names ("sql" or "mlflow"); "auto": "sql" wherever the store is SQL."""
+    """The reader `via` names ("sql", "rest" or "mlflow"); "auto": "sql" wherever the store is
+    SQL, "rest" for a tracking server whose login this reader can send, else "mlflow"."""
     uri = tracking_uri()
     if via != "auto":
         return via
-    return (
-        "sql" if uri.split(":", 1)[0].split("+")[0] in _SQL_SCHEMES and uri not in _UNREADABLE else "mlflow"
-    )
+    scheme = uri.split(":", 1)[0].split("+")[0].lower()
+    if scheme in _SQL_SCHEMES and uri not in _UNREADABLE:
+        return "sql"
+    return "rest" if scheme in ("http", "https") and unsupported() is None else "mlflow"
 
 
 def _sql(query: str, args: Mapping[str, Any]) -> list[tuple]:
@@ -124,14 +131,12 @@ def _client_runs(
     status: str | None,
     not_status: str | None,
 ) -> list[dict]:
-    clauses = [f"tags.{k} = '{v}'" for k, v in tags.items()]
-    clauses += [f"attributes.status = '{status}'"] if status else []
-    clauses += [f"attributes.status != '{not_status}'"] if not_status else []
-    clauses += ["attributes.run_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"] if ids is not None else []
     c = client()
     runs, token = [], None
     while exps:
-        page = c.search_runs(exps, " and ".join(clauses), max_results=1000, page_token=token)
+        page = c.search_runs(
+            exps, where(ids, dict(tags), status, not_status), max_results=1000, page_token=token
+        )
         for r in page:
             i, d = r.info, r.data
             info = (i.run_id, i.experiment_id, i.status, i.artifact_uri, i.start_time, i.end_time)
@@ -149,9 +154,12 @@ def _client_runs(
     return runs
 
 
-def _read(via: str, sql: Any, through_client: Any) -> Any:
-    """`sql()` where the store is read directly, else `through_client()`; "auto" turns to the
-    client (saying so on stderr) for a store whose tables cannot be read."""
+def _read(via: str, sql: Any, through_client: Any, served: Any) -> Any:
+    """`sql()` where the store is read directly, `served()` over the REST API, else
+    `through_client()`; "auto" turns to the client (saying so on stderr) for a store whose
+    tables cannot be read."""
+    if reader(via) == "rest":
+        return served()
     if reader(via) == "sql":
         try:
             return sql()
@@ -197,16 +205,27 @@ def _client_histories(ids: list[str], keys: list[str]) -> dict[tuple[str, str], 
 
 class Reader:
     """The reads of one report build: `via` names the reader ("auto": "sql" wherever the store is
-    SQL, else "mlflow"); through the client, the experiments are listed once per Reader."""
+    SQL, "rest" for a tracking server, else "mlflow"); through the client, the experiments are
+    listed once per Reader; over REST, what it read is kept for the next build by `close`."""
 
     def __init__(self, via: str = "auto") -> None:
         self.via = via
         self._experiments: list[str] | None = None
+        self._served: Served | None = None
 
     def _experiment_ids(self) -> list[str]:
         if self._experiments is None:
             self._experiments = [e.experiment_id for e in client().search_experiments()]
         return self._experiments
+
+    def _rest(self) -> Served:
+        if self._served is None:
+            if not tracking_uri().startswith(("http://", "https://")):
+                raise TrackingError(
+                    f"the REST reader needs a tracking server (http://...), not {display_uri()}"
+                )
+            self._served = Served(tracking_uri())
+        return self._served
 
     def runs(
         self,
@@ -225,7 +244,15 @@ class Reader:
             self.via,
             lambda: _sql_runs(ids, t, status, not_status),
             lambda: _client_runs(self._experiment_ids(), ids, t, status, not_status),
+            lambda: self._rest().runs(ids, t, status, not_status),
         )
+
+    def prefetch(self, ids: list[str]) -> None:
+        """Read the runs `ids` now, in as few requests as the reader allows, for the `runs(ids)`
+        calls to come (over REST: a report's sweeps' runs in one batch, not a search per sweep).
+        The other readers read fast enough as asked: nothing to do."""
+        if ids and reader(self.via) == "rest":
+            self._rest().runs(ids, {}, None, None)
 
     def histories(self, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], list[tuple]]:
         """Every logged (step, timestamp, value) of `keys` per (run_id, key) that has any, in
@@ -233,7 +260,18 @@ class Reader:
         ids, ks = sorted(set(run_ids)), sorted(set(keys))
         if not ids or not ks:
             return {}
-        return _read(self.via, lambda: _sql_histories(ids, ks), lambda: _client_histories(ids, ks))
+        return _read(
+            self.via,
+            lambda: _sql_histories(ids, ks),
+            lambda: _client_histories(ids, ks),
+            lambda: self._rest().histories(ids, ks),
+        )
+
+    def close(self) -> None:
+        """The end of the build: over REST, the snapshot of ended runs is saved."""
+        if self._served is not None:
+            self._served.close()
+            self._served = None
 
 
 def runs_frame(filter_string: str) -> pd.DataFrame:
@@ -249,6 +287,21 @@ def runs_frame(filter_string: str) -> pd.DataFrame:
 
         return pd.DataFrame()
     return mlflow.search_runs(experiment_ids=ids, filter_string=filter_string, output_format="pandas")
+
+
+def artifact_text(run_id: str, artifact_uri: str, path: str) -> str | None:
+    """A text artifact of a run whose artifacts are not a local folder, or None when it is
+    missing: from the tracking server's artifact endpoint for an ``mlflow-artifacts:`` URI
+    (no MLflow import), else through MLflow's client (s3://, gs://, ...)."""
+    uri = tracking_uri()
+    if (
+        artifact_uri.startswith("mlflow-artifacts:")
+        and uri.startswith(("http://", "https://"))
+        and unsupported() is None
+    ):
+        data = server(uri).artifact(artifact_uri, path)
+        return None if data is None else data.decode("utf-8")
+    return read_text(run_id, path)
 
 
 def read_text(run_id: str, path: str) -> str | None:
