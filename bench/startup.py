@@ -25,7 +25,8 @@ def parts(ctx: Context, run_id: str) -> dict:
         marks.append((name, time.perf_counter()))
 
     import ray
-    from ray import tune  # noqa: F401
+
+    import pipeline.sweeps.trials  # noqa: F401  (Ray Tune's import, as a trial's worker meets it)
 
     mark("ray_tune_import_s")
     from pipeline import tracking
