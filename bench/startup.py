@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 
 from bench.common import Context, quiet, set_threads
-
-NO_CACHE = "train.teacher_cache=false"  # as the orchestration sweep runs
+from bench.orchestration import NO_CACHE  # as the orchestration sweep runs
 
 
 def parts(ctx: Context, run_id: str) -> dict:

@@ -37,8 +37,8 @@ def test_the_warmed_child_says_a_failed_registration_in_one_line(tmp_path):
         "assert child is not None and 'torch' not in sys.modules\n"
         "register._job = lambda *a: {'run_id': 'no-such-run', 'name': 'x', 'tags': {}, 'how': ''}\n"
         "said = []\n"
-        "r.start(None, 'toy', [], [], 'parent', said.append)()\n"
-        "r.close()\n"
+        "r.start(None, 'toy', [], [], 'parent', said.append)\n"
+        "r.finish()\n"
         "out = {'said': said, 'exit': child.returncode, 'torch': 'torch' in sys.modules}\n",
         tmp_path,
     )
@@ -55,7 +55,8 @@ def test_a_child_given_no_job_exits_and_a_driver_with_torch_warms_none(tmp_path)
         "child = r._child\n"
         "register._job = lambda *a: None\n"
         "said = []\n"
-        "r.start(None, 'toy', [], [], 'parent', said.append)()\n"
+        "r.start(None, 'toy', [], [], 'parent', said.append)\n"
+        "r.finish()\n"
         "import torch\n"
         "out = {'said': said, 'exit': child.returncode, 'warmed': register.Registrar()._child is not None}\n",
         tmp_path,

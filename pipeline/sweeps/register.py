@@ -6,8 +6,7 @@ stage (pipeline.training.run) and logs it with pipeline.training.export, so it s
 (in pipeline.training.export it made export and run import each other). Torch is imported only
 when a model is registered, so the sweep driver starts without it; and the sweep command's
 driver, which never imports torch, registers in a child process (`python -m
-pipeline.sweeps.register`, the job on its stdin) started as soon as the trials are done, beside
-the parent run's last writes and Ray's shutdown instead of after them.
+pipeline.sweeps.register`, the job on its stdin) started with the sweep (`Registrar`).
 """
 
 from __future__ import annotations
@@ -91,6 +90,7 @@ class Registrar:
 
     def __init__(self, warm: bool = True) -> None:
         self._child: subprocess.Popen | None = None
+        self._pending: Callable[[], None] | None = None  # the wait for a job handed to the child
         if warm:
             self.warm()
 
@@ -98,7 +98,7 @@ class Registrar:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.finish()
 
     def warm(self) -> None:
         """Start the child (where it pays: see the class); once."""
@@ -125,18 +125,18 @@ class Registrar:
         plan: Sequence[Phase],
         parent_id: str,
         say: Say,
-    ) -> Callable[[], None]:
-        """Begin registering the chosen student (summary.chosen); returns the wait that ends it
-        and says how it went. A failure is said, never raised: the trials are done and recorded."""
+    ) -> None:
+        """Begin registering the chosen student (summary.chosen): in the child, which `finish`
+        waits for and says how it went; here, now, without one. A failure is said, never
+        raised: the trials are done and recorded."""
         job = _job(study, dataset, rows, plan, parent_id)
         if job is None:
-            self.close()
             say("no FINISHED student: no model registered")
-            return lambda: None
+            return
         child, self._child = self._child, None
         if child is None:
             _register(job, say)
-            return lambda: None
+            return
 
         def wait() -> None:
             out, err = child.communicate(json.dumps(job))
@@ -151,12 +151,14 @@ class Registrar:
                 ]
                 say(_failed(job, last))
 
-        return wait
+        self._pending = wait
 
-    def close(self) -> None:
-        """End a child that got no job (nothing to register, or the sweep failed): it reads an
-        empty stdin and exits."""
-        child, self._child = self._child, None
+    def finish(self) -> None:
+        """Wait for the job handed to the child and say how it went; a child that got none
+        (nothing to register, or the sweep failed) reads an empty stdin and exits."""
+        pending, child, self._pending, self._child = self._pending, self._child, None, None
+        if pending is not None:
+            pending()
         if child is not None:
             child.communicate("")
 

@@ -186,6 +186,7 @@ def run_sweep(
         "sweep_hash": sweep_hash,
         "study_kind": kind,
     }
+    # the registration is said once the parent run ended (Registrar.__exit__), Ray released before
     with (
         Registrar(warm=first.tracking.log_models == "chosen") as registrar,
         tracking.run(exp, sweep_name(study.name, first.dataset.name), tags) as parent,
@@ -219,7 +220,6 @@ def run_sweep(
                 rows += batch.rows
                 trained += batch.teachers_trained
                 failed_teachers += len(batch.failed_teachers)
-        registered = _nothing
         try:  # Tune winds down meanwhile (Session.__exit__)
             if study.ensemble is not None:  # the members' fold models combined: runs of their own
                 from pipeline.sweeps import ensemble
@@ -227,7 +227,7 @@ def run_sweep(
                 parent.json(ensemble.run(ctx, rows, say), "ensembles.json")
             ordered = summary.ordered(rows, study.mode, bool(study.phases))
             if first.tracking.log_models == "chosen":
-                registered = registrar.start(study, first.dataset.name, ordered, plan, parent.run_id, say)
+                registrar.start(study, first.dataset.name, ordered, plan, parent.run_id, say)
             failed = sum(r.status == "FAILED" for r in rows)
             parent.metrics(
                 {
@@ -248,21 +248,12 @@ def run_sweep(
                 )
             )
             parent_id = parent.run_id
-        except BaseException:  # the last writes failed: Tune and the registration end first
+        finally:  # Tune has wound down before Ray goes, or the sweep returns or fails
             if ctx.session is not None:
                 ctx.session.close()
-            registered()
-            raise
-    if ctx.session is not None:  # Tune wound down meanwhile; Ray is no longer needed
-        ctx.session.close()
-    if release_ray:
-        release_local()
-    registered()  # said after the parent run ended, as before; mostly done by now
+        if release_ray:
+            release_local()
     return SweepResult(parent_id, exp, study.metric, rows, trained, failed_teachers, phases, best_yaml)
-
-
-def _nothing() -> None:
-    pass
 
 
 def _log_best(study: StudyConfig, dataset: str, rows: list[Row], parent, say: Say) -> str:

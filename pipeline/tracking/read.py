@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import TrackingError
-from pipeline.tracking.rest import server, unsupported, where
+from pipeline.tracking.rest import RUN_INFO, server, unsupported, where
 from pipeline.tracking.served import Served
 from pipeline.tracking.store import client, display_uri, sqlite_path, tracking_uri
 
@@ -29,7 +29,6 @@ _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 _QUOTED = ("key", "value", "step", "timestamp")  # reserved words in some dialects
 _ENGINES: dict[str, Any] = {}  # SQLAlchemy engines of non-sqlite stores, one per URI
 _UNREADABLE: set[str] = set()  # stores whose tables could not be read: the client reads them
-_INFO = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")  # ms times
 
 
 class SqlUnreadable(Exception):
@@ -107,7 +106,9 @@ def _sql_runs(
         "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE " + " AND ".join(where),
         args,
     )
-    runs = {r[0]: {**dict(zip(_INFO, r, strict=True)), "metrics": {}, "params": {}, "tags": {}} for r in rows}
+    runs = {
+        r[0]: {**dict(zip(RUN_INFO, r, strict=True)), "metrics": {}, "params": {}, "tags": {}} for r in rows
+    }
     for run in runs.values():
         run["experiment_id"] = str(run["experiment_id"])
     found = sorted(runs)
@@ -142,7 +143,7 @@ def _client_runs(
             info = (i.run_id, i.experiment_id, i.status, i.artifact_uri, i.start_time, i.end_time)
             runs.append(
                 {
-                    **dict(zip(_INFO, info, strict=True)),
+                    **dict(zip(RUN_INFO, info, strict=True)),
                     "metrics": dict(d.metrics),
                     "params": dict(d.params),
                     "tags": dict(d.tags),

@@ -27,7 +27,14 @@ from pipeline.tracking.store import public_uri
 
 IN_FLIGHT = 4  # requests at once: the server answers each search on one core
 BULK_RUNS, BULK_POINTS = 100, 25_000  # the server's limits of one get-history-bulk request
-_INFO = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")
+RUN_INFO = (
+    "run_id",
+    "experiment_id",
+    "status",
+    "artifact_uri",
+    "start_time",
+    "end_time",
+)  # ms times, the readers' record fields
 
 
 def _on(name: str) -> bool:
@@ -78,7 +85,7 @@ def record(run: dict) -> dict:
         int(info.get("end_time", 0)) or None,  # 0: no end time (RunInfo.from_proto)
     )
     return {
-        **dict(zip(_INFO, values, strict=True)),
+        **dict(zip(RUN_INFO, values, strict=True)),
         "metrics": {m["key"]: _float(m.get("value", 0.0)) for m in data.get("metrics", [])},
         "params": {p["key"]: p.get("value", "") for p in data.get("params", [])},
         "tags": {t["key"]: t.get("value", "") for t in data.get("tags", [])},
