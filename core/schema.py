@@ -339,6 +339,12 @@ class TrainConfig:
     student_lr: float | None = optional_positive()
     weight_decay: float = non_negative(default=0.01)
     grad_clip: float = non_negative(default=1.0)  # 0 disables clipping
+    # the learning rate over a stage's steps: constant, or cosine from the stage's rate down to 0
+    # at its last epoch's last step (pipeline.training.train.schedule). Hashed and logged only
+    # when set, so configurations without it keep their hashes, teachers and pinned metrics
+    schedule: Literal["constant", "cosine"] = field(
+        default="constant", metadata={"hash": "if_set", "param": "if_set"}
+    )
     patience: int = positive(default=3)  # early stopping on the dev metric `monitor`
     monitor: str = "avg_f1"  # dev average macro-F1, or "<task>/f1" for one task
     augment: Literal["none", "flip", "flip_crop"] = "none"

@@ -1,10 +1,13 @@
-"""Per-stage learning rates: `train.teacher_lr` and `train.student_lr` (None: `train.lr`)."""
+"""Per-stage learning rates: `train.teacher_lr` and `train.student_lr` (None: `train.lr`), and the
+rate over a stage's steps (`train.schedule`: constant or cosine)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -84,3 +87,65 @@ def test_tiny_run_trains_and_logs_each_stage_at_its_rate(synth_wound, tmp_path, 
         params = client.get_run(run_id).data.params
         assert (params["train.teacher_lr"], params["train.student_lr"]) == ("0.002", "0.0005")
         assert params["train.lr"] == "0.001"
+
+
+def test_schedule_is_out_of_the_hash_and_params_until_set():
+    base = load_experiment("default", [])
+    constant = load_experiment("default", ["train.schedule=constant"])
+    cosine = load_experiment("default", ["train.schedule=cosine"])
+    assert base.train.schedule == "constant"
+    assert config_hash(constant) == config_hash(base) and teacher_hash(constant) == teacher_hash(base)
+    assert "schedule" not in to_dict(base, for_params=True)["train"]
+    assert to_dict(cosine, for_params=True)["train"]["schedule"] == "cosine"
+    assert config_hash(cosine) != config_hash(base) and teacher_hash(cosine) != teacher_hash(base)
+
+
+def test_unknown_schedule_is_a_one_line_error_naming_the_key():
+    with pytest.raises(ConfigError) as info:
+        load_experiment("default", ["train.schedule=linear"])
+    msg = str(info.value)
+    assert "\n" not in msg and "train.schedule" in msg and "cosine" in msg, msg
+
+
+def test_cosine_rate_follows_its_formula_step_by_step():
+    """lr_k = lr * (1 + cos(pi k / K)) / 2 for the update of step k (SGDR without restarts)."""
+    lr, steps = 0.01, 7
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.AdamW([w], lr=lr)
+    sched = train_mod.schedule(opt, "cosine", steps)
+    used = []
+    for _ in range(steps):
+        used.append(opt.param_groups[0]["lr"])
+        w.sum().backward()
+        opt.step()
+        sched.step()
+    expected = [lr * (1 + math.cos(math.pi * k / steps)) / 2 for k in range(steps)]
+    assert used == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert used[0] == lr and opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-15)
+    assert train_mod.schedule(opt, "constant", steps) is None
+
+
+def test_fit_steps_the_cosine_schedule_over_every_batch_of_every_epoch(synth_wound, monkeypatch):
+    """The schedule's horizon is epochs x batches (the last partial batch counted): after a
+    whole stage the rate has reached 0."""
+    from losses import LOSSES
+    from pipeline.training.run import build_model, loss_context, prepare, teacher_loss
+
+    cfg = load_experiment("default", [*tiny_overrides(synth_wound, epochs=2), "train.schedule=cosine"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, patience=5, batch_size=7))
+    data, device = prepare(cfg, lambda s: None)
+    model = build_model(cfg.teacher, data, "teacher", 0)
+    loss = LOSSES.get("none")(teacher_loss(cfg.loss), loss_context(data, model, model))
+    opts = []
+    real = train_mod.optimizer
+
+    def keep(*args, **kw):
+        params, opt = real(*args, **kw)
+        opts.append(opt)
+        return params, opt
+
+    monkeypatch.setattr(train_mod, "optimizer", keep)
+    train_mod.fit(model, loss, data, cfg.train, 2, 0, device)
+    (opt,) = opts
+    assert opt.param_groups[0]["initial_lr"] == cfg.train.lr
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
