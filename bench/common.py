@@ -209,3 +209,8 @@ class KDStep:
         return train_epoch(
             s.student, s.loss_fn, s.opt, batches, s.device, s.params, s.cfg.train.grad_clip, s.frozen
         )[1]
+
+
+# both arms run the teacher online: whichever ran first would otherwise build the teacher-output
+# cache for the other (figure 13 measures the cache; this figure the orchestration around trials)
+NO_CACHE = "train.teacher_cache=false"

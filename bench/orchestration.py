@@ -32,14 +32,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import REPO, Context, Timer, child, cores, quiet, set_threads, write_study
+from bench.common import NO_CACHE, REPO, Context, Timer, child, cores, quiet, set_threads, write_study
+from bench.startup import scan, trial_workers, why
 
 FIXED_S, PER_TRIAL_PCT = 15.0, 3.0
-
-
-# both arms run the teacher online: whichever ran first would otherwise build the teacher-output
-# cache for the other (figure 13 measures the cache; this figure the orchestration around trials)
-NO_CACHE = "train.teacher_cache=false"
 
 
 def _temperatures(n: int, offset: float) -> list[float]:
@@ -96,48 +92,6 @@ def _vm_hwm_mb(pid: int) -> float | None:
     return int(m.group(1)) / 1024 if m else None
 
 
-# A Ray worker's process title (argv[0]) says what it does: Ray sets it once the worker joined
-# (IDLE), when Tune's trial actor is being built in it (__init__), once built, and while the
-# trial runs (train). Checked most specific first: each later title starts like the one before.
-TITLES = (
-    ("ray::ImplicitFunc.train", "train_s"),
-    ("ray::ImplicitFunc.__init__", "actor_init_s"),
-    ("ray::ImplicitFunc", "actor_ready_s"),
-    ("ray::IDLE", "joined_s"),
-)
-STAGES = ("spawned_s", "joined_s", "actor_init_s", "actor_ready_s", "train_s")
-
-
-def _scan(workers: dict[int, dict[str, float]], start: float) -> None:
-    """Record each Ray worker process started since `start`: when the kernel created it, and the
-    first time each title of TITLES was seen (seconds from `start`)."""
-    import psutil
-
-    now = time.time() - start
-    for p in psutil.process_iter(["pid", "cmdline", "create_time"]):
-        line = " ".join(p.info["cmdline"] or []).strip()
-        if (p.info["create_time"] or 0) < start or not (
-            line.startswith("ray::") or "default_worker.py" in line
-        ):
-            continue
-        seen = workers.setdefault(p.info["pid"], {"spawned_s": p.info["create_time"] - start})
-        stage = next((key for title, key in TITLES if line.startswith(title)), None)
-        if stage:
-            seen.setdefault(stage, now)
-
-
-def trial_workers(workers: dict[int, dict[str, float]], n: int) -> dict[str, float]:
-    """The first `n` workers to start a trial: the median of each stage's time (a stage the
-    sampling missed happened before the next one seen: that time stands in for it)."""
-    started = sorted((w for w in workers.values() if "train_s" in w), key=lambda w: w["train_s"])[:n]
-    out = {}
-    for i, stage in enumerate(STAGES):
-        times = sorted(next(w[s] for s in STAGES[i:] if s in w) for w in started)
-        if times:
-            out[stage] = (times[(len(times) - 1) // 2] + times[len(times) // 2]) / 2
-    return out
-
-
 def sweep(ctx: Context, temperatures: list[float], concurrency: int) -> dict:
     """One real sweep command of the same trials, timed from its start to its exit; its
     timeline from MLflow, its first trial workers' start-up from their process titles (sampled
@@ -168,7 +122,7 @@ def sweep(ctx: Context, temperatures: list[float], concurrency: int) -> dict:
             peak = max(peak, _vm_hwm_mb(proc.pid) or 0.0)
             starting = sum("train_s" in w for w in workers.values()) < concurrency
             if starting:
-                _scan(workers, start)
+                scan(workers, start)
             time.sleep(0.1 if starting else 0.2)
         log = out.result()
     end = time.time()
@@ -269,7 +223,7 @@ def measure(ctx: Context) -> dict:
     ]
     met = all(p["met"] for p in parts)
     ideal = n * trial / c
-    why = _why(fixed, s, account, c, run, trial, gap) if not met else ""
+    why_ = why(fixed, s, account, c, run, trial, gap) if not met else ""
     return {
         "value": fixed,
         "unit": "s",
@@ -281,7 +235,7 @@ def measure(ctx: Context) -> dict:
         "measured": f"one real `python -m pipeline sweep` through Ray Tune, {c} trials at once: "
         f"{s['sweep_s']:.1f} s from the command's start to its exit ({s['sweep_s'] / ideal:.2f}x the bare "
         f"time); in-sweep runs {run:.1f} s, gaps {gap:.1f} s",
-        "why": why,
+        "why": why_,
         "details": {
             "trials": n,
             "concurrency": c,
@@ -302,63 +256,3 @@ def measure(ctx: Context) -> dict:
             "bare_process_peak_rss_mb": max(r["peak_rss_mb"] for r in b),
         },
     }
-
-
-def _why(fixed: float, s: dict, a: dict, c: int, run: float, trial: float, gap: float) -> str:
-    """Where the fixed start-up went: the sweep's timeline, and each part timed alone
-    (bench.startup.parts: a fresh process, so parts the sweep runs side by side add up here)."""
-    first = s["to_first_run_s"] - s["to_parent_run_s"]
-    worker = " + ".join(
-        f"{label} {a[key]:.1f} s"
-        for key, label in (
-            ("ray_tune_import_s", "Ray and Tune's import"),
-            ("training_import_s", "torch, timm, transformers and MLflow's import"),
-            ("config_s", "config"),
-            ("mlflow_store_s", "MLflow's store"),
-            ("data_s", "data"),
-            ("teacher_s", "teacher"),
-        )
-    )
-    return (
-        f"Fixed start-up {fixed:.1f} s. Before the first student run: {s['to_parent_run_s']:.1f} s to the "
-        f"parent run (Python, validation, and Ray's start, {a['ray_start_s']:.1f} s alone, with MLflow's "
-        f"import beside it), then {first:.1f} s to the first run. "
-        + _first_trial(s, c, worker)
-        + " After the last "
-        f"run: {s['after_last_run_s']:.1f} s: Ray Tune winding down, the parent run's last writes and the "
-        f"chosen student's registration side by side; the registration's rebuild takes "
-        f"{a['registration_rebuild_s']:.1f} s once its child has imported what a trial imports (above). "
-        "The child starts with the sweep at the lowest CPU priority and imports on whatever CPU the trials "
-        "leave idle: on cores the trials keep busy, much of it only once they end, beside Ray Tune's "
-        "wind-down. Ray's "
-        f"shutdown ({a['ray_shutdown_s']:.1f} s alone) runs in the background. Tried: Ray's prestarted "
-        "workers with a setup hook importing torch (Ray Tune's trial actors carry a runtime_env of their "
-        "own and never take a prestarted worker: each trial still started a new one, so the imports stay in "
-        "each trial's worker). Per trial: "
-        f"a run lasted {run:.1f} s in the sweep against {trial:.1f} s for the whole bare trial, and "
-        f"{gap:.1f} s passed between two runs of a slot (Ray Tune's hand-over, a new worker's imports, the "
-        "config, data and teacher of the next trial). A persistent Ray cluster (RAY_ADDRESS) removes Ray's "
-        "start; longer trials dilute the hand-over."
-    )
-
-
-def _first_trial(s: dict, c: int, worker: str) -> str:
-    """The first trials' start, event by event, from their workers' process titles (seconds from
-    the command's start; the median of the first `c` trial workers)."""
-    w, run = s.get("trial_workers") or {}, s["to_first_run_s"]
-    if "train_s" not in w:  # no title seen (another platform): the parts alone
-        return f"Ray Tune starts {c} trial workers, each paying {worker} (timed alone)."
-    steps = [
-        ("spawned_s", "joined_s", "Ray's worker bootstrap (a new Python process joining Ray)"),
-        ("joined_s", "actor_init_s", "waiting for Ray Tune to create and place the trial"),
-        ("actor_init_s", "actor_ready_s", "building Tune's trial actor in it"),
-        ("actor_ready_s", "train_s", "Tune starting the trial function"),
-    ]
-    said = "; ".join(f"{w[b] - w[a]:.1f} s {what}" for a, b, what in steps)
-    return (
-        f"Its {c} trial workers (the median of the first {c}, from their process titles sampled every "
-        f"0.1 s): the worker process started at {w['spawned_s']:.1f} s from the command's start, then "
-        f"{said}; the trial function ran from {w['train_s']:.1f} s and opened its MLflow run "
-        f"{run - w['train_s']:.1f} s later, having paid {worker} (timed alone; the {c} workers pay them "
-        f"side by side on {c} cores, beside the driver and the registration child)."
-    )

@@ -188,7 +188,7 @@ def test_document_says_why_a_target_was_missed():
 
 
 def test_first_trial_workers_take_the_median_and_fill_a_missed_title():
-    from bench.orchestration import trial_workers
+    from bench.startup import trial_workers
 
     workers = {
         1: {"spawned_s": 1.0, "joined_s": 2.0, "actor_init_s": 4.0, "actor_ready_s": 5.0, "train_s": 6.0},
