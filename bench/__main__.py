@@ -163,16 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
     for r in results:
         r["date"] = info["date"]
-    previous = out / "benchmarks.json"
+    previous, remeasured = out / "benchmarks.json", []
     if a.only and previous.is_file():  # re-measured figures replace theirs; the others stay
         old = json.loads(previous.read_text())
         if old.get("scale") == scale.name:
             mine = {r["name"] for r in results}
             kept = [r for r in old["figures"] if r["name"] not in mine]
             results = sorted(kept + results, key=lambda r: r["figure"])
-            total = sum(r["seconds"] for r in results)
+            total = old.get("total_s", total)  # the run the header names
             command = old["command"]
+            # the header stays the run the other figures came from; each re-measured figure says
+            # its own command, date and commit (a figure re-measured again replaces its line)
+            later = [x for x in old.get("remeasured", []) if x["name"] not in mine]
+            now = [{"name": n, "date": info["date"], "commit": info["git_commit"]} for n in sorted(mine)]
+            info, remeasured = old["machine"], later + now
     report = {"command": command, "scale": scale.name, "machine": info, "total_s": total, "figures": results}
+    if remeasured:
+        report["remeasured"] = remeasured
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out / "benchmarks.md").write_text(render(report))

@@ -67,7 +67,12 @@ def render(report: dict) -> str:
         "",
         f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GiB, {m['device']}; "
         f"Python {m['python']}, torch {m['torch']}, commit {m['git_commit']}. The whole run took "
-        f"{report['total_s'] / 60:.1f} min.",
+        f"{report['total_s'] / 60:.1f} min."
+        + "".join(
+            f" Figure `{x['name']}` re-measured alone since (`python -m bench --only {x['name']}`, "
+            f"{x['date']}, commit {x['commit']})."
+            for x in report.get("remeasured", [])
+        ),
         "",
         "Every figure is a ratio against a baseline measured in the same run on the same machine "
         "(absolute times on a shared CPU machine mean little; they are quoted only from a GPU). "

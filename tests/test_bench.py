@@ -205,3 +205,22 @@ def test_first_trial_workers_take_the_median_and_fill_a_missed_title():
         "train_s": 7.0,
     }
     assert trial_workers({3: workers[3]}, 2) == {}
+
+
+def test_a_figure_measured_again_alone_keeps_the_run_it_joins(tmp_path):
+    """`--only` into an existing document: the header still names the run the other figures came
+    from; the re-measured figure is listed with its own command, date and commit."""
+    out = tmp_path / "out"
+    reports = []
+    for _ in range(2):
+        args = ("--quick", "--only", "input_pipeline", "--out", str(out), "--work", str(tmp_path / "w"))
+        done = _bench(*args, tmp_path=tmp_path)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        reports.append(json.loads((out / "benchmarks.json").read_text()))
+    first = reports[0]
+    report = json.loads((out / "benchmarks.json").read_text())
+    assert report["machine"] == first["machine"] and report["total_s"] == first["total_s"]
+    (again,) = report["remeasured"]
+    assert again["name"] == "input_pipeline" and again["commit"] == first["machine"]["git_commit"]
+    head = (out / "benchmarks.md").read_text().splitlines()[3]
+    assert "Figure `input_pipeline` re-measured alone since (`python -m bench --only input_pipeline`" in head
