@@ -38,7 +38,7 @@ BACKBONES = (
     "(ImageNet) + all-MiniLM-L6-v2 cut to its first 3 layers (pretrained, MiniLM's tokenizer), "
     "{student_m:.1f} M parameters ({ratio:.0%} of the teacher's; 11.7 M of them are MiniLM's "
     "30,522 x 384 token embeddings, so the student is small in compute, not in size); 112 px (the "
-    "small copy's images are at most 128 px), teacher 5 and students 2 epochs at batch 16, each stage's "
+    "small copy's images are at most 128 px), teacher 5 and students 3 epochs at batch 16, each stage's "
     "rate decaying from 5e-4 to 0 on a cosine, on {cores} CPU cores."
 )
 
